@@ -1,0 +1,180 @@
+"""Command-line interface: ``specfusion <command> ...`` (also ``python -m specfusion_lib``).
+
+The commands call the same library functions as the notebooks. Errors raised on purpose by
+the library (:class:`~specfusion_lib.errors.SpecfusionError`) are printed as one line,
+``error: <message>``, with exit status 2; anything else is a bug and shows its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from specfusion_lib import __version__
+from specfusion_lib.errors import SpecfusionError
+
+__all__ = ["build_parser", "main"]
+
+
+def _cmd_fetch_mp(args: argparse.Namespace) -> int:
+    from specfusion_lib.data.mp import fetch_mp_snapshot
+
+    path = fetch_mp_snapshot(
+        args.out,
+        api_key=args.api_key,
+        elements_range=(args.min_elements, args.max_elements),
+        max_materials=args.max_materials,
+        chunk_size=args.chunk_size,
+    )
+    print(f"wrote Materials Project snapshot {path}")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from specfusion_lib.data.snapshot import verify_snapshot
+
+    manifest = verify_snapshot(args.path)
+    print(f"{args.path}: OK ({len(manifest['files'])} files verified, "
+          f"snapshot id {manifest['snapshot_id'][:16]}…)")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from specfusion_lib.data.snapshot import verify_snapshot
+
+    manifest = verify_snapshot(args.path)
+    shown = {k: manifest[k] for k in ("source", "description", "created", "snapshot_id",
+                                      "counts", "label_sources") if k in manifest}
+    print(json.dumps(shown, indent=2))
+    return 0
+
+
+def _cmd_build_fixture(args: argparse.Namespace) -> int:
+    from specfusion_lib.data.fixture import build_fixture_snapshot
+
+    path = build_fixture_snapshot(args.out, overwrite=args.overwrite)
+    print(f"wrote fixture snapshot {path}")
+    return 0
+
+
+def _cmd_preprocess_xanes(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from specfusion_lib.data.experimental import read_xanes
+    from specfusion_lib.spectra.xanes import preprocess_xanes
+
+    spectrum = read_xanes(args.file, element=args.element, edge=args.edge)
+    processed = preprocess_xanes(spectrum, e0=args.e0, standardize=not args.no_standardize)
+    table = pd.DataFrame({"e_minus_e0_ev": processed.grid, "value": processed.values})
+    if args.out:
+        table.to_csv(args.out, index=False)
+        print(f"E0 = {processed.e0:.2f} eV; wrote {len(table)} points to {args.out}")
+    else:
+        print(f"# E0 = {processed.e0:.2f} eV, element {spectrum.element}, edge {spectrum.edge}")
+        print(table.to_csv(index=False), end="")
+    return 0
+
+
+def _cmd_simulate_pxrd(args: argparse.Namespace) -> int:
+    from pymatgen.core import Structure
+
+    from specfusion_lib.errors import InputFileError
+    from specfusion_lib.spectra.pxrd import simulate_pattern
+
+    try:
+        structure = Structure.from_file(args.structure)
+    except (OSError, ValueError) as exc:
+        raise InputFileError(f"{args.structure}: cannot read a structure ({exc})") from exc
+    pattern = simulate_pattern(structure)
+    pattern.write_xy(args.out)
+    print(f"wrote {len(pattern.two_theta)}-point Cu Kα pattern to {args.out}")
+    return 0
+
+
+def _cmd_figures_index(args: argparse.Namespace) -> int:
+    from specfusion_lib.figures_index import write_index
+
+    print(f"wrote {write_index(args.figures_dir)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``specfusion`` command."""
+    parser = argparse.ArgumentParser(
+        prog="specfusion",
+        description="Machine learning from X-ray spectra (XANES + PXRD): data, "
+                    "preprocessing and the paper's figures.")
+    parser.add_argument("--version", action="version", version=f"specfusion {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = commands.add_parser("data", help="build, download and check data snapshots")
+    data_cmds = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    fetch = data_cmds.add_parser(
+        "fetch-mp", help="download a Materials Project snapshot (needs MP_API_KEY)",
+        description="Download materials (2–5 elements, ≥1 transition metal, no noble gases "
+                    "by default), their structures, summary labels and every K-edge XANES "
+                    "of the XAS collection into a snapshot. Resumes after interruption.")
+    fetch.add_argument("--out", default="data/mp", help="snapshot folder (default data/mp)")
+    fetch.add_argument("--api-key", default=None,
+                       help="Materials Project API key (default: $MP_API_KEY)")
+    fetch.add_argument("--min-elements", type=int, default=2)
+    fetch.add_argument("--max-elements", type=int, default=5)
+    fetch.add_argument("--max-materials", type=int, default=None,
+                       help="stop after this many materials (for a trial run)")
+    fetch.add_argument("--chunk-size", type=int, default=500)
+    fetch.set_defaults(func=_cmd_fetch_mp)
+    verify = data_cmds.add_parser("verify", help="verify a snapshot's checksums")
+    verify.add_argument("path")
+    verify.set_defaults(func=_cmd_verify)
+    info = data_cmds.add_parser("info", help="verify a snapshot and print its manifest summary")
+    info.add_argument("path")
+    info.set_defaults(func=_cmd_info)
+    fixture = data_cmds.add_parser(
+        "build-fixture", help="rebuild the small test snapshot (runs FEFF10, minutes)")
+    fixture.add_argument("--out", default="tests/fixtures/snapshot")
+    fixture.add_argument("--overwrite", action="store_true")
+    fixture.set_defaults(func=_cmd_build_fixture)
+
+    prep = commands.add_parser(
+        "preprocess-xanes", help="read a XANES file and print/write the model-ready 200 points",
+        description="Read a two-column, CSV (omega,mu) or XDI file, find E0, normalise the "
+                    "edge step, resample the window around E0 and standardise.")
+    prep.add_argument("file")
+    prep.add_argument("--element", required=True, help="absorbing element, e.g. Fe")
+    prep.add_argument("--edge", default="K")
+    prep.add_argument("--e0", type=float, default=None, help="explicit E0 in eV")
+    prep.add_argument("--no-standardize", action="store_true",
+                      help="keep the edge-step-normalised values")
+    prep.add_argument("--out", default=None, help="CSV to write (default: stdout)")
+    prep.set_defaults(func=_cmd_preprocess_xanes)
+
+    pxrd = commands.add_parser("simulate-pxrd",
+                               help="simulate a broadened Cu Kα powder pattern of a structure")
+    pxrd.add_argument("structure", help="CIF, POSCAR or any file pymatgen reads")
+    pxrd.add_argument("--out", required=True, help="two-column .xy file to write")
+    pxrd.set_defaults(func=_cmd_simulate_pxrd)
+
+    index = commands.add_parser("figures-index", help="rewrite figures/README.md")
+    index.add_argument("--figures-dir", default="figures")
+    index.set_defaults(func=_cmd_figures_index)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``specfusion`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SpecfusionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data layer: snapshot format, Materials Project source, file readers."""

@@ -1,0 +1,66 @@
+"""Run profiles shared by every notebook and the CLI (SPEC §2).
+
+``smoke``
+    Seconds per notebook; the test suite executes every notebook with it.
+``quick``
+    The default of ``run_all.sh``: the embedded demo snapshot, one seed, capped epochs; the
+    whole run finishes well under 30 minutes on a 2-core CPU.
+``paper``
+    The SI §S1.1 protocol: 70/15/15 split, Adam (lr 1e-3), up to 300 epochs, early stopping
+    with patience 20, five seeds reported as mean ± std; CUDA when present.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from specfusion_lib.errors import ConfigurationError
+
+__all__ = ["PROFILES", "Profile", "get_profile"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Settings a notebook reads from its profile.
+
+    Attributes:
+        name: Profile name.
+        seeds: Random seeds; one model per seed, metrics reported as mean ± std.
+        max_epochs: Upper bound on training epochs.
+        patience: Early-stopping patience in epochs (validation loss).
+        max_materials: Cap on the materials a notebook uses (None: all).
+        split: Train / validation / test fractions.
+        learning_rate: Adam learning rate.
+        batch_size: Mini-batch size.
+    """
+
+    name: str
+    seeds: tuple[int, ...]
+    max_epochs: int
+    patience: int
+    max_materials: int | None
+    split: tuple[float, float, float] = (0.70, 0.15, 0.15)
+    learning_rate: float = 1e-3
+    batch_size: int = 64
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile("smoke", seeds=(0,), max_epochs=2, patience=2, max_materials=64),
+    "quick": Profile("quick", seeds=(0,), max_epochs=40, patience=10, max_materials=None),
+    "paper": Profile("paper", seeds=(0, 1, 2, 3, 4), max_epochs=300, patience=20,
+                     max_materials=None),
+}
+
+
+def get_profile(name: str) -> Profile:
+    """Return the profile called ``name``.
+
+    Raises:
+        ConfigurationError: For an unknown profile name.
+    """
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ConfigurationError(
+            f"unknown profile {name!r}; choose one of {sorted(PROFILES)}"
+        ) from None

@@ -1,0 +1,1 @@
+"""External simulators (FEFF10 XANES)."""

@@ -1,0 +1,1 @@
+"""Spectrum processing: XANES preprocessing and PXRD simulation."""

@@ -1,0 +1,52 @@
+"""Every notebook runs top to bottom under papermill in the smoke profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_notebooks_exist_and_are_numbered() -> None:
+    assert [p.name[:2] for p in NOTEBOOKS][:2] == ["00", "01"]
+    numbers = [int(p.name[:2]) for p in NOTEBOOKS]
+    assert numbers == sorted(set(numbers)), "notebook numbers must be unique"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_has_parameters_cell(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
+    for name in ("profile", "data", "figures_dir"):
+        assert f"{name} =" in tagged[0].source, f"{path.name}: parameter {name} missing"
+    outputs = [c for c in nb.cells if c.cell_type == "code" and c.get("outputs")]
+    assert not outputs, f"{path.name}: commit notebooks without outputs"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_in_smoke_profile(path: Path, tmp_path: Path, jupyter_kernel: str,
+                                        fixture_snapshot_path: Path) -> None:
+    figures = tmp_path / "figures"
+    pm.execute_notebook(
+        str(path), str(tmp_path / path.name), kernel_name=jupyter_kernel, cwd=str(ROOT),
+        parameters={"profile": "smoke", "data": str(fixture_snapshot_path),
+                    "figures_dir": str(figures)},
+        progress_bar=False,
+    )
+    written = {p.name for p in figures.rglob("*") if p.is_file()}
+    expected = {
+        "00_data": {"snapshot_summary.csv"},
+        "01_dataset_statistics": {
+            "figS1_periodic_table_counts.png", "figS2_nelements_distribution.png",
+            "figS3_top_anonymous_formulas.png", "figS6_classification_label_distribution.png",
+            "figS7_regression_label_distribution.png", "figS17_standardized_tm_xanes.png",
+            "element_counts.csv", "classification_label_counts.csv"},
+    }.get(path.stem, set())
+    assert expected <= written, f"{path.name} did not write {sorted(expected - written)}"
