@@ -11,7 +11,6 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from specfusion_lib import __version__
 from specfusion_lib.errors import SpecfusionError
@@ -89,7 +88,7 @@ def _cmd_simulate_pxrd(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         raise InputFileError(f"{args.structure}: cannot read a structure ({exc})") from exc
     pattern = simulate_pattern(structure)
-    pattern.write_xy(args.out)
+    pattern.to_xy(args.out)
     print(f"wrote {len(pattern.two_theta)}-point Cu Kα pattern to {args.out}")
     return 0
 

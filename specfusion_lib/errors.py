@@ -13,6 +13,7 @@ wrong with it.
     ├── SpectrumError           a spectrum is valid as a file but unusable (edge missing, ...)
     │   └── WrongElementError   the spectrum's edge belongs to another element
     ├── ElementError            an unknown element symbol
+    ├── DisorderedStructureError  a structure has partial occupancies (site labels undefined)
     ├── ChargeBalanceError      a formula / set of oxidation states cannot be balanced
     ├── SnapshotError           a snapshot is missing, malformed or fails its checksums
     │   └── ChecksumError       a snapshot file's SHA-256 does not match the manifest
@@ -29,6 +30,7 @@ __all__ = [
     "ChecksumError",
     "ConfigurationError",
     "DataSourceError",
+    "DisorderedStructureError",
     "ElementError",
     "InputFileError",
     "MissingAPIKeyError",
@@ -63,6 +65,10 @@ class WrongElementError(SpectrumError):
 
 class ElementError(SpecfusionError, ValueError):
     """An element symbol is unknown or not supported by a model."""
+
+
+class DisorderedStructureError(SpecfusionError, ValueError):
+    """A structure has partially occupied sites, for which site labels are undefined."""
 
 
 class ChargeBalanceError(SpecfusionError, ValueError):

@@ -14,7 +14,7 @@ from pymatgen.core import Composition, Element
 from tqdm.auto import tqdm
 
 from specfusion_lib.data.snapshot import Snapshot
-from specfusion_lib.errors import SpectrumError
+from specfusion_lib.errors import InputFileError, SpectrumError
 from specfusion_lib.tasks import CLASSIFICATION_TASKS, REGRESSION_TASKS, TASKS
 
 __all__ = [
@@ -113,11 +113,11 @@ def processed_spectra_by_element(
     grid = None
     for row in tqdm(table.itertuples(index=False), total=len(table), desc="preprocess XANES",
                     disable=len(table) < 200):
-        spectrum = XANESSpectrum(energy=row.energy, mu=row.mu, element=row.element,
-                                 edge=row.edge, source=f"{row.material_id}:{row.element}")
         try:
+            spectrum = XANESSpectrum(energy=row.energy, mu=row.mu, element=row.element,
+                                     edge=row.edge, source=f"{row.material_id}:{row.element}")
             processed = preprocess_xanes(spectrum)
-        except SpectrumError as exc:
+        except (SpectrumError, InputFileError) as exc:
             skipped.append({"material_id": row.material_id, "element": row.element,
                             "reason": str(exc)})
             continue
