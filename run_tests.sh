@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ./run_all.sh --setup-only
-.venv/bin/python -m ruff check specfusion_lib tests benchmarks tools
+.venv/bin/python -m ruff check .
 .venv/bin/python -m pytest "$@"
