@@ -452,3 +452,11 @@ def test_align_by_correlation_errors():
         align_by_correlation("a", (x, x))
     with pytest.raises(ConfigurationError):
         align_by_correlation((x, x), (x, x), step_ev=0)
+
+
+def test_spectrum_without_edge_is_refused():
+    """A ramp has a positive 'edge step' by the fits but no edge: refused, not normalised."""
+    e = np.linspace(8300.0, 8420.0, 200)
+    ramp = XANESSpectrum(e, 1.0 + 1e-4 * (e - 8300.0), element="Ni", source="ramp.dat")
+    with pytest.raises(SpectrumError, match="ramp.dat.*no absorption edge"):
+        preprocess_xanes(ramp)

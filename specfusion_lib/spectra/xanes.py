@@ -105,6 +105,10 @@ E0_SEARCH_EV: tuple[float, float] = (-20.0, 30.0)
 E0_PEAK_FRACTION: float = 0.5
 #: Largest accepted distance (eV) between the found E0 and the tabulated edge energy.
 EDGE_TOLERANCE_EV: float = 30.0
+#: Smallest ratio of the largest slope of the smoothed μ(E) to its median absolute slope: a
+#: ramp or a flat noisy line has a ratio near 1-3, a real edge (measured or simulated) well
+#: above 5.
+MIN_EDGE_CONTRAST: float = 4.0
 #: Fewest points a spectrum may have.
 MIN_POINTS: int = 10
 #: Absorption edges that ``xraydb`` tabulates.
@@ -614,7 +618,7 @@ def normalize_edge_step(
     Raises:
         SpectrumError: If E0 is outside the data, there are no data below E0, the data end
             less than 10 eV above E0, the post-edge range holds too few points, or the edge
-            step is not positive.
+            step is not positive, or μ(E) shows no edge (:data:`MIN_EDGE_CONTRAST`).
         ConfigurationError: If a range is inverted or ``nnorm`` is not 0-3.
     """
     energy, mu = spectrum.energy, spectrum.mu
@@ -679,6 +683,13 @@ def normalize_edge_step(
         raise SpectrumError(
             f"{where}edge step at E0 = {e0:.2f} eV is {step:.3g} (not positive): the spectrum "
             "shows no absorption edge there"
+        )
+    _, deriv = _uniform_derivative(energy, mu, float(energy[0]), float(energy[-1]), SMOOTH_EV)
+    contrast = float(np.max(deriv) / max(np.median(np.abs(deriv)), 1e-300))
+    if contrast < MIN_EDGE_CONTRAST:
+        raise SpectrumError(
+            f"{where}no absorption edge: the largest slope of μ(E) is only {contrast:.1f} times "
+            f"its median slope (at least {MIN_EDGE_CONTRAST:g} expected for an edge)"
         )
     mu_norm = (mu - pre_edge) / step
     mu_flat = np.where(rel >= 0, mu_norm - (post_poly - step) / step, mu_norm)
