@@ -100,6 +100,32 @@ def _cmd_figures_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from specfusion_lib.predict import Predictor, assign_spectra, predictions_to_json
+
+    predictor = Predictor.from_dir(args.checkpoint_dir, args.task or None,
+                                   all_element=args.all_element)
+    spectra = assign_spectra(args.xanes, args.elements, edge=args.edge)
+    table = predictor.predict(spectra, args.elements)
+    if args.json:
+        print(predictions_to_json(
+            table, elements=list(args.elements),
+            spectra={el: s.source for el, s in spectra.items()},
+            checkpoint_dir=str(args.checkpoint_dir)))
+        return 0
+    shown = table.assign(
+        prediction=[f"{v:.3f}" if isinstance(v, float) else str(v)
+                    for v in table["prediction"]],
+        probabilities=[", ".join(f"{c} {p:.2f}" for c, p in sorted(
+            d.items(), key=lambda kv: -kv[1])[:4]) for d in table["probabilities"]])
+    shown = shown[["task", "element", "prediction", "unit", "probabilities", "n_models",
+                   "note"]]
+    print(f"# {' '.join(args.elements)}: "
+          + ", ".join(f"{el} <- {s.source}" for el, s in spectra.items()))
+    print(shown.to_string(index=False))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``specfusion`` command."""
     parser = argparse.ArgumentParser(
@@ -155,6 +181,28 @@ def build_parser() -> argparse.ArgumentParser:
     pxrd.add_argument("structure", help="CIF, POSCAR or any file pymatgen reads")
     pxrd.add_argument("--out", required=True, help="two-column .xy file to write")
     pxrd.set_defaults(func=_cmd_simulate_pxrd)
+
+    pred = commands.add_parser(
+        "predict", help="predict every property of a compound from its XANES files",
+        description="Load every model checkpoint of --checkpoint-dir and predict each "
+                    "property (class probabilities or values) of one compound. Each --xanes "
+                    "file is assigned to the element whose K edge it shows (or write "
+                    "El=file). Spectra of the wrong element and elements the models never "
+                    "saw in training are refused.")
+    pred.add_argument("--xanes", action="append", required=True, metavar="FILE",
+                      help="XANES file (two-column, CSV omega,mu, XDI); repeat per TM; "
+                           "El=FILE names the element")
+    pred.add_argument("--elements", nargs="+", required=True, metavar="EL",
+                      help="every element of the compound, e.g. Fe Ti O")
+    pred.add_argument("--checkpoint-dir", default="build/checkpoints",
+                      help="folder of model checkpoints (default build/checkpoints)")
+    pred.add_argument("--task", action="append", default=None,
+                      help="only this task (repeatable; default: every checkpoint)")
+    pred.add_argument("--edge", default="K")
+    pred.add_argument("--all-element", action="store_true",
+                      help="use the all-element models (Fig. 2h) instead of the TM-only ones")
+    pred.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    pred.set_defaults(func=_cmd_predict)
 
     index = commands.add_parser("figures-index", help="rewrite figures/README.md")
     index.add_argument("--figures-dir", default="figures")

@@ -701,6 +701,8 @@ def train_model(
         "seed": int(seed),
         "profile": _profile_meta(prof, epochs),
         "split": split_ids,
+        "training_elements": sorted({el for i in train_idx
+                                     for el in data.features.elements[i]}),
         "normalization": {
             "descriptor_names": list(data.features.descriptor_names),
             "descriptor_mean": d_mean, "descriptor_std": d_std,

@@ -12,6 +12,12 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
+def _parameters_source(path: Path) -> str:
+    nb = nbformat.read(path, as_version=4)
+    return "".join(c.source for c in nb.cells
+                   if "parameters" in c.get("metadata", {}).get("tags", []))
+
+
 def test_notebooks_exist_and_are_numbered() -> None:
     assert [p.name[:2] for p in NOTEBOOKS][:2] == ["00", "01"]
     numbers = [int(p.name[:2]) for p in NOTEBOOKS]
@@ -34,12 +40,12 @@ def test_notebook_has_parameters_cell(path: Path) -> None:
 def test_notebook_runs_in_smoke_profile(path: Path, tmp_path: Path, jupyter_kernel: str,
                                         fixture_snapshot_path: Path) -> None:
     figures = tmp_path / "figures"
-    pm.execute_notebook(
-        str(path), str(tmp_path / path.name), kernel_name=jupyter_kernel, cwd=str(ROOT),
-        parameters={"profile": "smoke", "data": str(fixture_snapshot_path),
-                    "figures_dir": str(figures)},
-        progress_bar=False,
-    )
+    parameters = {"profile": "smoke", "data": str(fixture_snapshot_path),
+                  "figures_dir": str(figures)}
+    if "checkpoint_dir =" in _parameters_source(path):  # keep test checkpoints out of build/
+        parameters["checkpoint_dir"] = str(tmp_path / "checkpoints")
+    pm.execute_notebook(str(path), str(tmp_path / path.name), kernel_name=jupyter_kernel,
+                        cwd=str(ROOT), parameters=parameters, progress_bar=False)
     written = {p.name for p in figures.rglob("*") if p.is_file()}
     expected = {
         "00_data": {"snapshot_summary.csv"},
@@ -48,5 +54,17 @@ def test_notebook_runs_in_smoke_profile(path: Path, tmp_path: Path, jupyter_kern
             "figS3_top_anonymous_formulas.png", "figS6_classification_label_distribution.png",
             "figS7_regression_label_distribution.png", "figS17_standardized_tm_xanes.png",
             "element_counts.csv", "classification_label_counts.csv"},
+        "02_property_prediction": {
+            "fig2c_classification_metrics.png", "figS8_confusion_matrices.png",
+            "fig2d_parity_formation_energy.png", "fig2e_parity_efermi.png",
+            "fig2f_parity_band_gap.png", "fig2g_parity_density.png",
+            "property_prediction_metrics.csv", "paper_reference_values.csv",
+            "property_label_counts.csv"},
+        "03_partial_vs_all_element": {
+            "fig2h_tm_only_vs_all_element.png", "tm_only_vs_all_element.csv"},
+        "04_oxidation_state_cn": {
+            "fig5a_oxidation_state_cn_per_element.png",
+            "fig5a_oxidation_state_cn_confusion.png", "oxidation_state_cn_metrics.csv",
+            "oxidation_state_cn_per_element.csv"},
     }.get(path.stem, set())
     assert expected <= written, f"{path.name} did not write {sorted(expected - written)}"
