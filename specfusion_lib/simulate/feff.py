@@ -339,6 +339,29 @@ def _render_cards(cards: Mapping[str, str]) -> list[str]:
     return single + blocks
 
 
+_COORD_DECIMALS = 5
+
+
+def _render_atoms(atoms) -> str:
+    """The ATOMS card in a canonical form (the text that the cache hashes).
+
+    pymatgen's own rendering prints floating-point noise (``-1.36089e-16``) and orders atoms
+    at equal distance by an internal index, so two constructions of the same crystal give
+    different text. Here coordinates are rounded to :data:`_COORD_DECIMALS` decimals (-0
+    printed as 0) and atoms are sorted by (distance, x, y, z); the absorber stays first.
+    """
+    rows = []
+    for x, y, z, ipot, tag, dist, _ in atoms.get_lines():
+        xyz = [round(float(v), _COORD_DECIMALS) + 0.0 for v in (x, y, z)]
+        rows.append((round(float(dist), _COORD_DECIMALS) + 0.0, *xyz, int(ipot), str(tag)))
+    rows.sort(key=lambda r: (r[0], r[1], r[2], r[3]))
+    lines = ["ATOMS", "*        x          y          z   ipot  tag   distance"]
+    lines += [f"{x:10.5f} {y:10.5f} {z:10.5f} {ipot:6d}  {tag:<4s} {d:9.5f}"
+              for d, x, y, z, ipot, tag in rows]
+    lines.append("END")
+    return "\n".join(lines)
+
+
 def feff_input(
     structure: Structure,
     site_index: int,
@@ -375,7 +398,7 @@ def feff_input(
     index = int(site_index) % len(plain)
     try:
         potentials = str(Potential(plain, index, radius))
-        atoms = str(Atoms(plain, index, radius))
+        atoms = _render_atoms(Atoms(plain, index, radius))
     except (ValueError, KeyError) as exc:
         raise SimulationError(
             f"cannot build the FEFF cluster of {_describe(structure, material_id)} around site "
