@@ -59,6 +59,17 @@ def _cmd_build_fixture(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_build_demo(args: argparse.Namespace) -> int:
+    from specfusion_lib.data.demo import build_demo_snapshot
+
+    path = build_demo_snapshot(
+        args.out, build_dir=args.build_dir, executor=args.executor, workers=args.workers,
+        scheduler_address=args.scheduler, simulate=not args.assemble_only,
+        max_materials=args.max_materials)
+    print(f"wrote demo snapshot {path}")
+    return 0
+
+
 def _cmd_preprocess_xanes(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -162,6 +173,24 @@ def build_parser() -> argparse.ArgumentParser:
     fixture.add_argument("--out", default="tests/fixtures/snapshot")
     fixture.add_argument("--overwrite", action="store_true")
     fixture.set_defaults(func=_cmd_build_fixture)
+
+    demo = data_cmds.add_parser(
+        "build-demo", help="build or continue the embedded demo snapshot (FEFF10, hours)",
+        description="Simulate the missing K-edge XANES of the structure pool with FEFF10 "
+                    "(resumable cache), compute labels and write the demo snapshot. Rerun to "
+                    "continue an interrupted build.")
+    demo.add_argument("--out", default="data/demo")
+    demo.add_argument("--build-dir", default="data/demo_build",
+                      help="pool, FEFF cache and label cache (default data/demo_build)")
+    demo.add_argument("--executor", default="auto", choices=["auto", "process", "dask",
+                                                               "serial"])
+    demo.add_argument("--workers", type=int, default=None, help="local FEFF processes")
+    demo.add_argument("--scheduler", default=None,
+                      help="Dask scheduler address (tcp://host:8786) to run FEFF on a cluster")
+    demo.add_argument("--max-materials", type=int, default=None)
+    demo.add_argument("--assemble-only", action="store_true",
+                      help="write the snapshot from the cache without running FEFF")
+    demo.set_defaults(func=_cmd_build_demo)
 
     prep = commands.add_parser(
         "preprocess-xanes", help="read a XANES file and print/write the model-ready 200 points",
