@@ -132,7 +132,9 @@ def build_demo_snapshot(out: str | os.PathLike[str] = DEFAULT_OUT, *,
             f"{build / 'pool'}: no relaxed structures; build the pool first with "
             "`python -m specfusion_lib.data.demo_pool --out "
             f"{build / 'pool'}`")
-    structures = {e.candidate_id: e.structure for e in entries}
+    # named compounds (walkthrough, Table 1, measured spectra) are simulated first
+    ordered = sorted(entries, key=lambda e: (not e.provenance.get("named"), e.candidate_id))
+    structures = {e.candidate_id: e.structure for e in ordered}
     plan = plan_demo_spectra(entries, all_element_count)
     jobs = plan_jobs(structures, plan, edge="K", preset="fast", progress=progress)
     cache = SpectrumCache(build / "feff")

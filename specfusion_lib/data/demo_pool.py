@@ -95,7 +95,7 @@ failures by reason, named compounds present, time per relaxation).
 Command line (one process; resumable; stops cleanly on SIGINT/SIGTERM or after
 ``--max-minutes``)::
 
-    python -m specfusion_lib.data.demo_pool --out data/demo/pool --max-minutes 40
+    python -m specfusion_lib.data.demo_pool --out data/demo_build/pool --max-minutes 40
 """
 
 from __future__ import annotations
@@ -1668,7 +1668,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = argparse.ArgumentParser(prog="python -m specfusion_lib.data.demo_pool",
                                      description="Build or resume the demo structure pool.")
-    parser.add_argument("--out", default="data/demo/pool", help="cache folder")
+    parser.add_argument("--out", default="data/demo_build/pool", help="cache folder")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="start no relaxation after this many minutes")
     parser.add_argument("--limit", type=int, default=None, help="relax at most N now")
