@@ -9,7 +9,6 @@ convention of the package (``figures/fig<N><panel>_<slug>.png``,
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from pymatgen.core import Element  # noqa: E402
 
+from specfusion_lib.atomic import atomic_write, atomic_write_text  # noqa: E402
 from specfusion_lib.errors import ConfigurationError  # noqa: E402
 
 __all__ = [
@@ -61,19 +61,6 @@ def apply_style() -> None:
     plt.rcParams.update(STYLE)
 
 
-def _atomic_write(path: Path, write) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def save_figure(fig: Figure, name: str, figures_dir: str | os.PathLike[str] = "figures",
                 formats: Sequence[str] = ("png",)) -> list[Path]:
     """Save ``fig`` as ``<figures_dir>/<name>.<fmt>`` for each format, atomically.
@@ -93,7 +80,8 @@ def save_figure(fig: Figure, name: str, figures_dir: str | os.PathLike[str] = "f
     paths = []
     for fmt in formats:
         target = Path(figures_dir) / f"{name}.{fmt}"
-        paths.append(_atomic_write(target, lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt)))
+        paths.append(atomic_write(target, lambda handle, fmt=fmt: fig.savefig(handle,
+                                                                              format=fmt)))
     return paths
 
 
@@ -101,7 +89,7 @@ def save_table(table: pd.DataFrame, slug: str,
                figures_dir: str | os.PathLike[str] = "figures", index: bool = False) -> Path:
     """Save a numeric table as ``<figures_dir>/tables/<slug>.csv`` atomically."""
     target = Path(figures_dir) / "tables" / f"{slug}.csv"
-    return _atomic_write(target, lambda tmp: table.to_csv(tmp, index=index))
+    return atomic_write_text(target, table.to_csv(index=index))
 
 
 def _table_position(symbol: str) -> tuple[int, int]:

@@ -49,7 +49,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +64,7 @@ from torch.nn import functional as F  # noqa: N812
 from tqdm.auto import tqdm
 
 from specfusion_lib import __version__
+from specfusion_lib.atomic import atomic_write, atomic_write_text
 from specfusion_lib.errors import ConfigurationError, InputFileError
 from specfusion_lib.features import (
     IGNORE_INDEX,
@@ -338,21 +338,6 @@ def _state_sha256(state: Mapping[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def metadata_path(path: str | os.PathLike[str]) -> Path:
     """The ``.json`` metadata file written next to checkpoint ``path``."""
     return Path(path).with_suffix(".json")
@@ -400,9 +385,9 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module,
         "state_dict": state,
     }
     target = Path(path)
-    _atomic_write(target, lambda handle: torch.save(payload, handle))
+    atomic_write(target, lambda handle: torch.save(payload, handle))
     text = json.dumps(meta, indent=2) + "\n"
-    _atomic_write(metadata_path(target), lambda handle: handle.write(text.encode()))
+    atomic_write_text(metadata_path(target), text)
     return target
 
 

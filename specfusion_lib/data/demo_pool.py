@@ -111,7 +111,6 @@ import os
 import random
 import signal
 import statistics
-import tempfile
 import time
 import warnings
 from collections import Counter, defaultdict
@@ -127,6 +126,7 @@ import numpy as np
 from pymatgen.core import Composition, Element, Lattice, Species, Structure
 from tqdm.auto import tqdm
 
+from specfusion_lib.atomic import atomic_write_bytes, atomic_write_text
 from specfusion_lib.elements import NOBLE_GASES, TRANSITION_METALS
 from specfusion_lib.errors import ChargeBalanceError, ConfigurationError, SimulationError
 
@@ -693,34 +693,6 @@ def structure_hash(structure: Structure) -> str:
         for site in structure
     )
     return _sha256_json({"lattice": lattice, "sites": sites})
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the pool is shared data
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _symbol(sp: Any) -> str:
@@ -1296,7 +1268,7 @@ def save_candidates(candidates: Sequence[Candidate], path: str | os.PathLike[str
     payload = {"schema": SCHEMA_VERSION, "fingerprint": s.candidate_fingerprint(),
                "settings": asdict(s), "candidates": [c.to_dict() for c in candidates]}
     out = Path(path)
-    _atomic_write_bytes(out, gzip.compress(json.dumps(payload).encode(), mtime=0))
+    atomic_write_bytes(out, gzip.compress(json.dumps(payload).encode(), mtime=0))
     return out
 
 
@@ -1502,7 +1474,7 @@ def relax_candidates(candidates: Sequence[Candidate], cache_dir: str | os.PathLi
             if relaxer is None:
                 relaxer = chgnet_relaxer(s)
             rec = _relax_one(c, relaxer, s)
-            _atomic_write_text(_record_path(root, rec["key"]), json.dumps(rec))
+            atomic_write_text(_record_path(root, rec["key"]), json.dumps(rec))
             report.relaxed += 1
             report.seconds.append(rec["seconds"])
             if rec["status"] == "ok":
@@ -1629,7 +1601,7 @@ def write_index(cache_dir: str | os.PathLike[str], candidates: Sequence[Candidat
     index["named"] = dict(sorted(named_status.items()))
     index["named_present"] = sorted(k for k, v in named_status.items() if v == "present")
     index["not_built"] = NOT_BUILT
-    _atomic_write_text(root / INDEX_FILE, json.dumps(index, indent=1, sort_keys=False) + "\n")
+    atomic_write_text(root / INDEX_FILE, json.dumps(index, indent=1, sort_keys=False) + "\n")
     return index
 
 

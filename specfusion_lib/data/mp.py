@@ -55,7 +55,6 @@ import math
 import os
 import re
 import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -68,6 +67,7 @@ import numpy as np
 from pymatgen.core import Structure
 from tqdm.auto import tqdm
 
+from specfusion_lib.atomic import atomic_write_text
 from specfusion_lib.data.snapshot import (
     LABEL_FIELDS,
     MaterialRecord,
@@ -449,20 +449,6 @@ def _open_client(client: Any, api_key: str | None, *, retries: int,
 # --------------------------------------------------------------------------- cache
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 class _Cache:
     """Resumable work folder: id lists, finished chunks and site labels."""
 
@@ -489,7 +475,7 @@ class _Cache:
             self.save_state()
 
     def save_state(self) -> None:
-        _atomic_write_text(self.root / "state.json", json.dumps(self.state, indent=1))
+        atomic_write_text(self.root / "state.json", json.dumps(self.state, indent=1))
 
     def _read_json(self, path: Path) -> Any:
         if not path.is_file():
@@ -507,7 +493,7 @@ class _Cache:
     def write_ids(self, ids: Sequence[str], label: str | None = None) -> None:
         path = self.root / ("ids.json" if label is None else f"ids/{label}.json")
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(path, json.dumps(list(ids)))
+        atomic_write_text(path, json.dumps(list(ids)))
 
     def chunk_path(self, index: int) -> Path:
         return self.root / f"chunk-{index:05d}.jsonl"
@@ -531,14 +517,14 @@ class _Cache:
         return rows
 
     def write_chunk(self, index: int, rows: Sequence[Mapping[str, Any]]) -> None:
-        _atomic_write_text(self.chunk_path(index),
+        atomic_write_text(self.chunk_path(index),
                            "".join(json.dumps(row) + "\n" for row in rows))
 
     def read_sites(self, index: int) -> dict[str, Any] | None:
         return self._read_json(self.root / f"sites-{index:05d}.json")
 
     def write_sites(self, index: int, sites: Mapping[str, Any]) -> None:
-        _atomic_write_text(self.root / f"sites-{index:05d}.json", json.dumps(dict(sites)))
+        atomic_write_text(self.root / f"sites-{index:05d}.json", json.dumps(dict(sites)))
 
 
 # --------------------------------------------------------------------------- fetching

@@ -40,7 +40,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -50,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from specfusion_lib.atomic import TEMP_SUFFIX, atomic_write_text
 from specfusion_lib.errors import ConfigurationError
 from specfusion_lib.simulate.feff import SiteSpectrum
 
@@ -58,7 +58,6 @@ __all__ = [
     "CacheEntry",
     "CacheStats",
     "SpectrumCache",
-    "atomic_write_text",
     "cache_key",
     "failed_stage",
 ]
@@ -67,7 +66,6 @@ __all__ = [
 CACHE_SCHEMA = 1
 
 _KEY_RE = re.compile(r"^[0-9a-f]{64}$")
-_TEMP_SUFFIX = ".tmp"
 _INDEX_DIR = "index"
 #: Merge the key index into one file when it has more files than this.
 _INDEX_COMPACT_AT = 32
@@ -179,27 +177,6 @@ def _clean(value: Any) -> Any:
     if value is None or isinstance(value, str | int | bool):
         return value
     return str(value)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temporary file, fsync, :func:`os.replace`).
-
-    Args:
-        path: Final path; its directory is created if needed.
-        text: Content (UTF-8).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 class SpectrumCache:
@@ -439,7 +416,7 @@ class SpectrumCache:
                 yield from sorted(p for p in sub.glob("*.json") if not p.name.startswith("."))
 
     def _temp_files(self) -> list[Path]:
-        return [p for p in self.root.rglob(f".*{_TEMP_SUFFIX}") if p.is_file()]
+        return [p for p in self.root.rglob(f".*{TEMP_SUFFIX}") if p.is_file()]
 
     def keys(self) -> Iterator[str]:
         """Keys of all entry files (readable or not)."""
