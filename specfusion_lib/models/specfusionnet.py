@@ -434,6 +434,27 @@ class _AblationMixin:
         self.encoder.element_encoder.set_descriptor_normalization(mean, std)
 
 
+def _encoder_hparams(n_descriptors: int, n_points: int, all_element: bool, d_model: int,
+                     kernel_sizes: Sequence[int], conv_channels: Sequence[int],
+                     pooled_length: int, element_hidden: int, fusion_hidden: int,
+                     n_heads: int, n_attention_layers: int, ffn_dim: int, head_hidden: int,
+                     dropout: float, use_tm_fusion: bool, use_non_tm: bool,
+                     masked_descriptors: Sequence[int]) -> dict:
+    """JSON-ready hyperparameters shared by the single- and multi-task networks."""
+    return {
+        "n_descriptors": int(n_descriptors), "n_points": int(n_points),
+        "all_element": bool(all_element), "d_model": int(d_model),
+        "kernel_sizes": [int(k) for k in kernel_sizes],
+        "conv_channels": [int(c) for c in conv_channels],
+        "pooled_length": int(pooled_length), "element_hidden": int(element_hidden),
+        "fusion_hidden": int(fusion_hidden), "n_heads": int(n_heads),
+        "n_attention_layers": int(n_attention_layers), "ffn_dim": int(ffn_dim),
+        "head_hidden": int(head_hidden), "dropout": float(dropout),
+        "use_tm_fusion": bool(use_tm_fusion), "use_non_tm": bool(use_non_tm),
+        "masked_descriptors": sorted({int(c) for c in masked_descriptors}),
+    }
+
+
 class SpecFusionNet(_AblationMixin, nn.Module):
     """SpecFusionNet for one task (as in the paper: one model per task).
 
@@ -466,16 +487,10 @@ class SpecFusionNet(_AblationMixin, nn.Module):
         super().__init__()
         self._hparams = {
             "n_outputs": int(n_outputs), "element_level": bool(element_level),
-            "n_descriptors": int(n_descriptors), "n_points": int(n_points),
-            "all_element": bool(all_element), "d_model": int(d_model),
-            "kernel_sizes": [int(k) for k in kernel_sizes],
-            "conv_channels": [int(c) for c in conv_channels],
-            "pooled_length": int(pooled_length), "element_hidden": int(element_hidden),
-            "fusion_hidden": int(fusion_hidden), "n_heads": int(n_heads),
-            "n_attention_layers": int(n_attention_layers), "ffn_dim": int(ffn_dim),
-            "head_hidden": int(head_hidden), "dropout": float(dropout),
-            "use_tm_fusion": bool(use_tm_fusion), "use_non_tm": bool(use_non_tm),
-            "masked_descriptors": sorted({int(c) for c in masked_descriptors}),
+            **_encoder_hparams(n_descriptors, n_points, all_element, d_model, kernel_sizes,
+                               conv_channels, pooled_length, element_hidden, fusion_hidden,
+                               n_heads, n_attention_layers, ffn_dim, head_hidden, dropout,
+                               use_tm_fusion, use_non_tm, masked_descriptors),
         }
         self.n_outputs = int(n_outputs)
         self.element_level = bool(element_level)
@@ -534,16 +549,10 @@ class MultiTaskSpecFusionNet(_AblationMixin, nn.Module):
         self._hparams = {
             "task_outputs": {str(k): int(v) for k, v in task_outputs.items()},
             "element_level_tasks": [str(t) for t in element_level_tasks],
-            "n_descriptors": int(n_descriptors), "n_points": int(n_points),
-            "all_element": bool(all_element), "d_model": int(d_model),
-            "kernel_sizes": [int(k) for k in kernel_sizes],
-            "conv_channels": [int(c) for c in conv_channels],
-            "pooled_length": int(pooled_length), "element_hidden": int(element_hidden),
-            "fusion_hidden": int(fusion_hidden), "n_heads": int(n_heads),
-            "n_attention_layers": int(n_attention_layers), "ffn_dim": int(ffn_dim),
-            "head_hidden": int(head_hidden), "dropout": float(dropout),
-            "use_tm_fusion": bool(use_tm_fusion), "use_non_tm": bool(use_non_tm),
-            "masked_descriptors": sorted({int(c) for c in masked_descriptors}),
+            **_encoder_hparams(n_descriptors, n_points, all_element, d_model, kernel_sizes,
+                               conv_channels, pooled_length, element_hidden, fusion_hidden,
+                               n_heads, n_attention_layers, ffn_dim, head_hidden, dropout,
+                               use_tm_fusion, use_non_tm, masked_descriptors),
         }
         self.element_level_tasks = frozenset(element_level_tasks)
         self.encoder = SpecFusionEncoder(
