@@ -25,6 +25,8 @@ class FigureEntry:
         notebook: Notebook that writes it.
         description: One line saying what it shows.
         paper_value: The paper's number to compare with, with its source, or "".
+        optional: The notebook writes it only when the data allow (the notebook tests
+            require every non-optional entry of a notebook).
     """
 
     stem: str
@@ -32,6 +34,7 @@ class FigureEntry:
     notebook: str
     description: str
     paper_value: str = ""
+    optional: bool = False
 
 
 CATALOGUE: tuple[FigureEntry, ...] = (

@@ -8,6 +8,8 @@ import nbformat
 import papermill as pm
 import pytest
 
+from specfusion_lib.figures_index import CATALOGUE
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
@@ -46,25 +48,6 @@ def test_notebook_runs_in_smoke_profile(path: Path, tmp_path: Path, jupyter_kern
         parameters["checkpoint_dir"] = str(tmp_path / "checkpoints")
     pm.execute_notebook(str(path), str(tmp_path / path.name), kernel_name=jupyter_kernel,
                         cwd=str(ROOT), parameters=parameters, progress_bar=False)
-    written = {p.name for p in figures.rglob("*") if p.is_file()}
-    expected = {
-        "00_data": {"snapshot_summary.csv"},
-        "01_dataset_statistics": {
-            "figS1_periodic_table_counts.png", "figS2_nelements_distribution.png",
-            "figS3_top_anonymous_formulas.png", "figS6_classification_label_distribution.png",
-            "figS7_regression_label_distribution.png", "figS17_standardized_tm_xanes.png",
-            "element_counts.csv", "classification_label_counts.csv"},
-        "02_property_prediction": {
-            "fig2c_classification_metrics.png", "figS8_confusion_matrices.png",
-            "fig2d_parity_formation_energy.png", "fig2e_parity_efermi.png",
-            "fig2f_parity_band_gap.png", "fig2g_parity_density.png",
-            "property_prediction_metrics.csv", "paper_reference_values.csv",
-            "property_label_counts.csv"},
-        "03_partial_vs_all_element": {
-            "fig2h_tm_only_vs_all_element.png", "tm_only_vs_all_element.csv"},
-        "04_oxidation_state_cn": {
-            "fig5a_oxidation_state_cn_per_element.png",
-            "fig5a_oxidation_state_cn_confusion.png", "oxidation_state_cn_metrics.csv",
-            "oxidation_state_cn_per_element.csv"},
-    }.get(path.stem, set())
+    expected = {e.stem for e in CATALOGUE if e.notebook == path.stem and not e.optional}
+    written = {p.stem for p in figures.rglob("*") if p.is_file()}
     assert expected <= written, f"{path.name} did not write {sorted(expected - written)}"
