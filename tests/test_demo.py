@@ -7,7 +7,11 @@ import pytest
 from pymatgen.core import Element, Structure
 
 from specfusion_lib.data import demo_pool as dp
-from specfusion_lib.data.demo import build_demo_snapshot, plan_demo_spectra
+from specfusion_lib.data.demo import (
+    build_demo_snapshot,
+    plan_demo_spectra,
+    select_all_element_subset,
+)
 from specfusion_lib.data.snapshot import load_snapshot
 from specfusion_lib.errors import SnapshotError
 from specfusion_lib.simulate import feff
@@ -73,3 +77,14 @@ def test_build_writes_labelled_snapshot_and_resumes(pool_dir, tmp_path) -> None:
 def test_empty_pool_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(SnapshotError, match="no relaxed structures"):
         build_demo_snapshot(tmp_path / "demo", build_dir=tmp_path, progress=False)
+
+
+def test_all_element_subset_is_stable_when_the_pool_grows(pool_dir) -> None:
+    entries = dp.load_pool(pool_dir / "pool")
+    small = select_all_element_subset(entries[:2], all_element_count=1)
+    grown = select_all_element_subset(entries, all_element_count=1, frozen=small)
+    assert grown == small  # an earlier choice is kept
+    named = sorted(e.candidate_id for e in entries if e.provenance.get("named"))
+    assert select_all_element_subset(entries, all_element_count=3) == named  # named first
+    plan = plan_demo_spectra(entries, all_element_ids=[entries[0].candidate_id])
+    assert len(plan[entries[0].candidate_id]) == 2  # every element of the chosen compound

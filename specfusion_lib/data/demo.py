@@ -22,21 +22,22 @@ spectra are still missing are kept (they serve the PXRD tasks) and counted in th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm.auto import tqdm
 
+from specfusion_lib.atomic import atomic_write_text
 from specfusion_lib.data.snapshot import MaterialRecord, SpectrumRecord, write_snapshot
 from specfusion_lib.elements import is_transition_metal
 from specfusion_lib.errors import SnapshotError, SpecfusionError
 
 __all__ = ["ALL_ELEMENT_COUNT", "DEFAULT_BUILD_DIR", "DEFAULT_OUT", "build_demo_snapshot",
-           "plan_demo_spectra"]
+           "plan_demo_spectra", "select_all_element_subset"]
 
 DEFAULT_OUT = "data/demo"
 DEFAULT_BUILD_DIR = "data/demo_build"
@@ -44,6 +45,8 @@ DEFAULT_BUILD_DIR = "data/demo_build"
 ALL_ELEMENT_COUNT = 300
 #: Seed of the draw of the all-element subset.
 ALL_ELEMENT_SEED = 0
+#: File in the build folder that freezes the subset once drawn.
+ALL_ELEMENT_SUBSET_FILE = "all_element_subset.json"
 LABEL_SCHEMA = 1
 STRUCTURE_LABEL_SOURCES = {
     "crystal_system": "spglib (symprec 0.1) on the CHGNet-relaxed structure",
@@ -51,24 +54,63 @@ STRUCTURE_LABEL_SOURCES = {
 }
 
 
-def plan_demo_spectra(entries: Sequence[Any], all_element_count: int = ALL_ELEMENT_COUNT,
-                      seed: int = ALL_ELEMENT_SEED) -> dict[str, list[str]]:
-    """Absorbing elements to simulate per material id.
+def _draw_rank(candidate_id: str, seed: int) -> str:
+    """Stable rank of a candidate in the seeded draw (independent of the rest of the pool)."""
+    return hashlib.sha256(f"{seed}:{candidate_id}".encode()).hexdigest()
 
-    Every transition metal of every entry; every element for ``all_element_count`` entries
-    (named compounds first, then a seeded random draw of the rest).
+
+def select_all_element_subset(entries: Sequence[Any], all_element_count: int = ALL_ELEMENT_COUNT,
+                              seed: int = ALL_ELEMENT_SEED,
+                              frozen: Sequence[str] = ()) -> list[str]:
+    """Compounds that get a K-edge spectrum of every element (the all-element baseline).
+
+    Named compounds come first, then ``frozen`` ids still in the pool (the subset chosen by an
+    earlier run, so a growing pool never reshuffles work already done), then the remaining
+    entries in the order of ``sha256(f"{seed}:{candidate_id}")``, a seeded draw in which each
+    compound's rank does not depend on which other compounds are in the pool.
     """
-    named = [e.candidate_id for e in entries if e.provenance.get("named")]
-    others = sorted(e.candidate_id for e in entries if not e.provenance.get("named"))
-    rng = np.random.default_rng(seed)
-    drawn = list(rng.permutation(others)) if others else []
-    all_element = set((named + drawn)[:all_element_count])
+    ids = {e.candidate_id for e in entries}
+    named = sorted(e.candidate_id for e in entries if e.provenance.get("named"))
+    chosen = list(dict.fromkeys([*named, *(i for i in frozen if i in ids)]))
+    rest = sorted(ids - set(chosen), key=lambda i: _draw_rank(i, seed))
+    return (chosen + rest)[:max(all_element_count, 0)]
+
+
+def plan_demo_spectra(entries: Sequence[Any], all_element_count: int = ALL_ELEMENT_COUNT,
+                      seed: int = ALL_ELEMENT_SEED,
+                      all_element_ids: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """Absorbing elements to simulate per material id, in simulation order.
+
+    Every transition metal of every entry; every element for the all-element subset
+    (``all_element_ids``, default :func:`select_all_element_subset`). Named compounds come
+    first, so the compounds of the walkthrough, Table 1 and the measured spectra are done early.
+    """
+    if all_element_ids is None:
+        all_element_ids = select_all_element_subset(entries, all_element_count, seed)
+    all_element = set(all_element_ids)
     plan = {}
-    for entry in entries:
+    for entry in sorted(entries, key=lambda e: (not e.provenance.get("named"), e.candidate_id)):
         elements = sorted({site.specie.symbol for site in entry.structure})
         plan[entry.candidate_id] = (elements if entry.candidate_id in all_element
                                     else [el for el in elements if is_transition_metal(el)])
     return plan
+
+
+def _frozen_subset(entries: Sequence[Any], count: int, build: Path) -> list[str]:
+    """The all-element subset, kept in ``<build>/all_element_subset.json`` across runs."""
+    path = build / ALL_ELEMENT_SUBSET_FILE
+    frozen: list[str] = []
+    if path.is_file():
+        try:
+            frozen = list(json.loads(path.read_text())["candidate_ids"])
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise SnapshotError(f"{path}: unreadable all-element subset ({exc}); delete it to "
+                                "draw a new one") from exc
+    subset = select_all_element_subset(entries, count, ALL_ELEMENT_SEED, frozen)
+    if subset != frozen:
+        atomic_write_text(path, json.dumps({"seed": ALL_ELEMENT_SEED, "count": count,
+                                            "candidate_ids": subset}, indent=0))
+    return subset
 
 
 def _structure_labels(entry: Any, cache: Path) -> dict[str, Any]:
@@ -132,10 +174,9 @@ def build_demo_snapshot(out: str | os.PathLike[str] = DEFAULT_OUT, *,
             f"{build / 'pool'}: no relaxed structures; build the pool first with "
             "`python -m specfusion_lib.data.demo_pool --out "
             f"{build / 'pool'}`")
-    # named compounds (walkthrough, Table 1, measured spectra) are simulated first
-    ordered = sorted(entries, key=lambda e: (not e.provenance.get("named"), e.candidate_id))
-    structures = {e.candidate_id: e.structure for e in ordered}
-    plan = plan_demo_spectra(entries, all_element_count)
+    structures = {e.candidate_id: e.structure for e in entries}
+    subset = _frozen_subset(entries, all_element_count, build)
+    plan = plan_demo_spectra(entries, all_element_ids=subset)  # named compounds first
     jobs = plan_jobs(structures, plan, edge="K", preset="fast", progress=progress)
     cache = SpectrumCache(build / "feff")
     report = None
