@@ -6,10 +6,13 @@ Three measurements on the current machine (CPU threads from ``--threads``, defau
    synthetic set of compounds (``--materials``, default 512; 2–4 elements, 1–2 TMs each)
    whose labels depend on the spectra and the composition, so the models have something to
    learn. Four tasks: two classification, two regression; default model size.
-2. **Per-task vs multi-task**: the four single-task models (one after another) against one
+2. **Per-task vs multi-task**: the four single-task models (one after another,
+   :func:`~specfusion_lib.train.train_model`) against one
    :class:`~specfusion_lib.models.specfusionnet.MultiTaskSpecFusionNet` with a head per task
-   (summed losses: cross-entropy + L1 on standardised targets), same split, same epochs,
-   no early stopping: total training time and the test metric of each task.
+   (:func:`specfusion_lib.train_multitask.train_multitask`: summed cross-entropy + L1 on
+   standardised targets), same split, same profile (patience = epochs, so no early stop;
+   both restore the best validation epoch): total training time and the test metric of
+   each task.
 3. **Prediction latency** of one compound after loading: smoke-profile models of density,
    crystal system, oxidation state and coordination number are trained on the fixture
    snapshot (``tests/fixtures/snapshot``) into a temporary folder, loaded once
@@ -35,19 +38,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F  # noqa: N812
 
 from specfusion_lib.elements import TRANSITION_METALS, descriptor_columns, descriptor_matrix
 from specfusion_lib.features import FeatureSet, TaskData, get_task_spec
-from specfusion_lib.models.specfusionnet import MultiTaskSpecFusionNet
 from specfusion_lib.profiles import Profile
-from specfusion_lib.train import (
-    classification_metrics,
-    fit_descriptor_normalization,
-    regression_metrics,
-    split_indices,
-    train_model,
-)
+from specfusion_lib.train import split_indices, train_model
+from specfusion_lib.train_multitask import MultiTaskData, train_multitask
 
 ROOT = Path(__file__).resolve().parents[1]
 _TMS = ("Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn")
@@ -128,54 +124,17 @@ def per_task(tasks: dict[str, TaskData], profile: Profile,
 
 def multi_task(tasks: dict[str, TaskData], profile: Profile,
                split: tuple[np.ndarray, ...]) -> dict[str, object]:
-    """One shared-encoder model with a head per task, trained on the summed losses."""
-    torch.manual_seed(0)
-    train_idx, _, test_idx = split
-    features = next(iter(tasks.values())).features
-    model = MultiTaskSpecFusionNet({n: d.n_outputs for n, d in tasks.items()})
-    mean, std = fit_descriptor_normalization(features.subset(train_idx))
-    model.set_descriptor_normalization(mean, std)
-    inputs = (torch.as_tensor(features.descriptors), torch.as_tensor(features.element_mask),
-              torch.as_tensor(features.tm_mask), torch.as_tensor(features.spectra),
-              torch.as_tensor(features.spectrum_mask))
-    stats, targets = {}, {}
-    for name, data in tasks.items():
-        if data.spec.kind == "regression":
-            y = data.y[train_idx]
-            stats[name] = (float(y.mean()), float(y.std()) or 1.0)
-            targets[name] = torch.as_tensor((data.y - stats[name][0]) / stats[name][1])
-        else:
-            targets[name] = torch.as_tensor(data.y)
-    optimizer = torch.optim.Adam(model.parameters(), lr=profile.learning_rate)
-    generator = torch.Generator().manual_seed(0)
-    order_all = torch.as_tensor(train_idx)
+    """One shared-encoder model with a head per task (:func:`train_multitask`, summed losses)."""
+    data = MultiTaskData.from_task_data(tasks)
     t0 = time.perf_counter()
-    for _ in range(profile.max_epochs):
-        model.train()
-        order = order_all[torch.randperm(len(order_all), generator=generator)]
-        for start in range(0, len(order), profile.batch_size):
-            b = order[start:start + profile.batch_size]
-            out = model(*(t[b] for t in inputs))
-            loss = sum(F.l1_loss(out[n][:, 0], targets[n][b]) if n in stats
-                       else F.cross_entropy(out[n], targets[n][b]) for n in tasks)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-    seconds = time.perf_counter() - t0
-    model.eval()
-    with torch.no_grad():
-        out = model(*(t[torch.as_tensor(test_idx)] for t in inputs))
+    result = train_multitask(data, profile, seed=0, split=split)
+    wall = time.perf_counter() - t0
     metrics = {}
-    for name, data in tasks.items():
-        if name in stats:
-            pred = out[name][:, 0].numpy() * stats[name][1] + stats[name][0]
-            metrics[name] = regression_metrics(data.y[test_idx], pred)["mae"]
-        else:
-            pred = out[name].argmax(-1).numpy()
-            metrics[name] = classification_metrics(data.y[test_idx], pred)["accuracy"]
-    samples = profile.max_epochs * len(train_idx)
-    return {"train_seconds": seconds, "samples_per_second": samples / seconds,
-            "metrics": metrics}
+    for name, spec in data.specs.items():
+        metric = "accuracy" if spec.kind == "classification" else "mae"
+        metrics[name] = result.metrics[name][metric]
+    return {"train_seconds": result.train_seconds, "wall_seconds": wall,
+            "samples_per_second": result.samples_per_second, "metrics": metrics}
 
 
 def latency(repeat: int = 20) -> dict[str, float]:

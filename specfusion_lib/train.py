@@ -83,6 +83,7 @@ __all__ = [
     "SeedSummary",
     "TrainResult",
     "baseline_metrics",
+    "check_features_match",
     "classification_metrics",
     "fit_descriptor_normalization",
     "load",
@@ -257,6 +258,29 @@ def _raw_outputs(model: nn.Module, inputs: Sequence[torch.Tensor], idx: np.ndarr
     return torch.cat(outs, dim=0).float().cpu()
 
 
+def check_features_match(features: FeatureSet, metadata: Mapping[str, Any]) -> None:
+    """Check that ``features`` fit the spectra settings a model was trained on.
+
+    Args:
+        features: Inputs to predict on.
+        metadata: The run's metadata (its ``normalization.spectra`` entry).
+
+    Raises:
+        ConfigurationError: If the window / number of points differ, or an all-element
+            model gets TM-only features.
+    """
+    spectra = metadata["normalization"]["spectra"]
+    if (int(spectra["n_points"]) != features.n_points
+            or tuple(spectra["window_ev"]) != tuple(features.window)):
+        raise ConfigurationError(
+            f"features have {features.n_points} points on window {features.window} eV, "
+            f"the model was trained on {spectra['n_points']} points on "
+            f"{tuple(spectra['window_ev'])} eV")
+    if spectra["all_element"] and not features.all_element:
+        raise ConfigurationError("an all-element model needs features built with "
+                                 "all_element=True")
+
+
 def predict(model: nn.Module, features: FeatureSet, metadata: Mapping[str, Any] | None = None,
             *, batch_size: int = 256) -> np.ndarray:
     """Predictions of a single-task model in physical units / as class probabilities.
@@ -276,20 +300,16 @@ def predict(model: nn.Module, features: FeatureSet, metadata: Mapping[str, Any] 
 
     Raises:
         ConfigurationError: If the features' window / points differ from the training run's,
-            or an all-element model gets TM-only features.
+            or an all-element model gets TM-only features, or ``model`` is a
+            :class:`~specfusion_lib.models.specfusionnet.MultiTaskSpecFusionNet`.
     """
+    if isinstance(model, MultiTaskSpecFusionNet):
+        raise ConfigurationError("predict() takes a single-task model; use "
+                                 "specfusion_lib.train_multitask.predict_multitask for a "
+                                 "MultiTaskSpecFusionNet")
     device = next(model.parameters()).device
     if metadata is not None:
-        spectra = metadata["normalization"]["spectra"]
-        if (int(spectra["n_points"]) != features.n_points
-                or tuple(spectra["window_ev"]) != tuple(features.window)):
-            raise ConfigurationError(
-                f"features have {features.n_points} points on window {features.window} eV, "
-                f"the model was trained on {spectra['n_points']} points on "
-                f"{tuple(spectra['window_ev'])} eV")
-        if spectra["all_element"] and not features.all_element:
-            raise ConfigurationError("an all-element model needs features built with "
-                                     "all_element=True")
+        check_features_match(features, metadata)
     out = _raw_outputs(model, _input_tensors(features, device), None, batch_size)
     if metadata is None:
         return out.numpy()
