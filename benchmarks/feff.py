@@ -1,12 +1,14 @@
 """FEFF10 throughput per preset and agreement between presets, through the cached runner.
 
-For the first ``--n`` of the ten simple oxides of SPEC §9 (textbook structures; K edge of the
-metal; order MnO, NiO, ZnO, Cr2O3, MnO2, Fe2O3, FeO, VO, CdO, V2O3) this
+For the first ``--n`` compounds (the ten simple oxides of SPEC §9 as textbook structures, in
+the order MnO, NiO, ZnO, Cr2O3, MnO2, Fe2O3, FeO, VO, CdO, V2O3, then the named compounds of
+the demo pool ``--pool``, CHGNet-relaxed; K edge of the first transition metal) this
 
 1. runs the ``fast`` preset with :func:`specfusion_lib.simulate.runner.run_jobs` into a
-   :class:`~specfusion_lib.simulate.cache.SpectrumCache` (default ``data/cache/feff-benchmark``;
-   a rerun only reads the cache) and reports the FEFF wall time per spectrum (one FEFF run
-   per inequivalent site) and the spectra per hour per core (one FEFF run uses one core);
+   :class:`~specfusion_lib.simulate.cache.SpectrumCache` (default
+   ``data/benchmark_cache/feff``, committed, so that a rerun only reads the cache) and
+   reports the FEFF wall time per spectrum (one FEFF run per inequivalent site) and the
+   spectra per hour per core (one FEFF run uses one core);
 2. with ``--paper``, does the same with the ``paper`` preset (SI cards; ~2-5 minutes per
    spectrum on one core) for the first ``--paper-n`` compounds;
 3. for every compound with both presets in the cache (computed now or earlier), compares the
@@ -24,7 +26,7 @@ hour of wall time per worker, when anything was computed.
 
 Usage::
 
-    python benchmarks/feff.py [--n 4] [--paper [--paper-n 1]] [--workers 2]
+    python benchmarks/feff.py [--n 4] [--paper [--paper-n 1]] [--workers 2] [--pool DIR]
                               [--cache DIR] [--scheduler tcp://host:8786]
 """
 
@@ -54,7 +56,8 @@ from specfusion_lib.simulate.runner import (
 from specfusion_lib.spectra.xanes import XANESSpectrum, align_by_correlation, preprocess_xanes
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CACHE = ROOT / "data" / "cache" / "feff-benchmark"
+DEFAULT_CACHE = ROOT / "data" / "benchmark_cache" / "feff"
+DEFAULT_POOL = ROOT / "data" / "demo_build" / "pool"
 
 
 def _oxides() -> dict[str, tuple[Structure, str]]:
@@ -89,9 +92,37 @@ def _oxides() -> dict[str, tuple[Structure, str]]:
     }
 
 
-def _compounds(n: int) -> tuple[dict[str, Structure], dict[str, list[str]]]:
-    """Structures and absorbing element of the first n oxides."""
-    chosen = list(_oxides().items())[:n]
+def _pool_compounds(pool_dir: Path) -> dict[str, tuple[Structure, str]]:
+    """Named compounds of the demo pool (CHGNet-relaxed): name -> (structure, absorber).
+
+    The absorber is the compound's first transition metal in alphabetical order; compounds
+    sharing a reduced formula with one of :func:`_oxides` are left out.
+    """
+    from specfusion_lib.data.demo_pool import load_pool
+    from specfusion_lib.elements import is_transition_metal
+
+    out = {}
+    for entry in sorted(load_pool(pool_dir), key=lambda e: e.candidate_id):
+        name = entry.provenance.get("named")
+        if not name or name in out:
+            continue
+        metals = sorted({s.specie.symbol for s in entry.structure
+                         if is_transition_metal(s.specie.symbol)})
+        out[str(name)] = (entry.structure, metals[0])
+    return out
+
+
+def _compounds(n: int, pool_dir: Path | None) -> tuple[dict[str, Structure],
+                                                       dict[str, list[str]]]:
+    """Structures and absorbing element of the first n compounds: the ten oxides, then the
+    named compounds of the demo pool (when ``pool_dir`` holds one)."""
+    table = _oxides()
+    if pool_dir is not None and pool_dir.is_dir():
+        table |= {k: v for k, v in _pool_compounds(pool_dir).items() if k not in table}
+    chosen = list(table.items())[:n]
+    if len(chosen) < n:
+        print(f"# only {len(chosen)} compounds available (asked for {n}); "
+              "pass --pool with a built demo pool for more")
     return ({name: s for name, (s, _) in chosen}, {name: [el] for name, (_, el) in chosen})
 
 
@@ -172,7 +203,10 @@ def _correlations(structures: dict, elements: dict, cache: SpectrumCache) -> Non
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=4, help="number of oxides (max 10)")
+    parser.add_argument("--n", type=int, default=4,
+                        help="number of compounds: the ten oxides, then named pool compounds")
+    parser.add_argument("--pool", type=Path, default=DEFAULT_POOL,
+                        help="demo structure pool supplying compounds beyond the ten oxides")
     parser.add_argument("--paper", action="store_true",
                         help="also run the paper preset (SI cards; minutes per spectrum)")
     parser.add_argument("--paper-n", type=int, default=None,
@@ -189,7 +223,7 @@ def main() -> None:
     load = os.getloadavg() if hasattr(os, "getloadavg") else (math.nan,) * 3
     print(f"# {feff.feff_version()} on {platform.machine()} / {os.cpu_count()} cores, "
           f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; cache {cache.root}")
-    structures, elements = _compounds(args.n)
+    structures, elements = _compounds(args.n, args.pool)
     print(f"# compounds: {', '.join(f'{m} ({e[0]})' for m, e in elements.items())}")
     t0 = time.perf_counter()
 
