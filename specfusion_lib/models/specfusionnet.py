@@ -24,8 +24,11 @@ rest of its batch.
 Ablations (SI §S1.2) zero-mask parts without removing parameters, so parameter counts stay
 identical: ``use_tm_fusion=False`` (no spectral information: the fusion block's output is
 zeroed), ``use_non_tm=False`` (the non-TM embeddings are zeroed), ``masked_descriptors``
-(standardised descriptor columns set to zero, i.e. to their training mean). They are
-constructor arguments and can be changed on a trained model with :meth:`set_ablation`.
+(standardised descriptor columns set to zero, i.e. to their training mean, for every element)
+and ``masked_tm_descriptors`` / ``masked_non_tm_descriptors`` (the same, only for the input of
+the TM or of the non-TM branch; SI Fig. S14 ablates each descriptor for TM and non-TM elements
+apart). They are constructor arguments and can be changed on a trained model with
+:meth:`set_ablation`.
 
 Default sizes (about 0.84 M parameters): per conv branch 1 → 32 → 64 channels with a
 max-pool (×2) between the two convolutions and an adaptive average pool to 16 positions (kept
@@ -165,14 +168,19 @@ class ElementEncoder(nn.Module):
     Descriptors are standardised with the buffers ``descriptor_mean`` / ``descriptor_std``
     (fitted on the training split, see :meth:`set_descriptor_normalization`), multiplied by the
     ablation mask ``descriptor_keep`` (1 = keep, 0 = zero-mask the column), then embedded by
-    the TM branch or the non-TM branch (two-layer MLPs of identical shape).
+    the TM branch or the non-TM branch (two-layer MLPs of identical shape). The input of each
+    branch is further multiplied by its own mask (``tm_descriptor_keep``,
+    ``non_tm_descriptor_keep``; non-persistent buffers rebuilt from the constructor
+    arguments, so checkpoints written before they existed still load).
 
     Args:
         n_descriptors: ``D``.
         hidden_dim: Hidden width of each branch.
         out_dim: ``H``, the embedding size.
-        masked_descriptors: Column indices zero-masked (ablation).
+        masked_descriptors: Column indices zero-masked for every element (ablation).
         use_non_tm: If ``False`` the non-TM embeddings are zeroed (ablation).
+        masked_tm_descriptors: Column indices zero-masked in the TM branch only (ablation).
+        masked_non_tm_descriptors: Column indices zero-masked in the non-TM branch only.
 
     Shapes:
         ``descriptors``: ``(B, E, D)``; ``tm_mask``, ``element_mask``: ``(B, E)`` bool →
@@ -180,7 +188,9 @@ class ElementEncoder(nn.Module):
     """
 
     def __init__(self, n_descriptors: int = 11, hidden_dim: int = 64, out_dim: int = 128,
-                 masked_descriptors: Sequence[int] = (), use_non_tm: bool = True) -> None:
+                 masked_descriptors: Sequence[int] = (), use_non_tm: bool = True,
+                 masked_tm_descriptors: Sequence[int] = (),
+                 masked_non_tm_descriptors: Sequence[int] = ()) -> None:
         super().__init__()
         self.n_descriptors = int(n_descriptors)
         self.hidden_dim = int(hidden_dim)
@@ -193,7 +203,13 @@ class ElementEncoder(nn.Module):
         self.register_buffer("descriptor_mean", torch.zeros(self.n_descriptors))
         self.register_buffer("descriptor_std", torch.ones(self.n_descriptors))
         self.register_buffer("descriptor_keep", torch.ones(self.n_descriptors))
+        self.register_buffer("tm_descriptor_keep", torch.ones(self.n_descriptors),
+                             persistent=False)
+        self.register_buffer("non_tm_descriptor_keep", torch.ones(self.n_descriptors),
+                             persistent=False)
         self.set_masked_descriptors(masked_descriptors)
+        self.set_masked_descriptors(masked_tm_descriptors, scope="tm")
+        self.set_masked_descriptors(masked_non_tm_descriptors, scope="non_tm")
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -203,16 +219,30 @@ class ElementEncoder(nn.Module):
                 if isinstance(layer, nn.Linear):
                     layer.reset_parameters()
 
-    def set_masked_descriptors(self, columns: Sequence[int]) -> None:
-        """Zero-mask the given descriptor columns (empty: keep all)."""
+    def set_masked_descriptors(self, columns: Sequence[int], scope: str = "all") -> None:
+        """Zero-mask the given descriptor columns (empty: keep all).
+
+        Args:
+            columns: Column indices.
+            scope: ``"all"`` (every element), ``"tm"`` (TM branch input only) or
+                ``"non_tm"`` (non-TM branch input only). Each scope has its own mask; setting
+                one leaves the others as they are.
+        """
+        buffers = {"all": ("descriptor_keep", "masked_descriptors"),
+                   "tm": ("tm_descriptor_keep", "masked_tm_descriptors"),
+                   "non_tm": ("non_tm_descriptor_keep", "masked_non_tm_descriptors")}
+        if scope not in buffers:
+            raise ValueError(f"scope must be one of {list(buffers)}, got {scope!r}")
         cols = tuple(sorted({int(c) for c in columns}))
         if any(c < 0 or c >= self.n_descriptors for c in cols):
             raise ValueError(f"descriptor columns {cols} out of range 0..{self.n_descriptors - 1}")
-        keep = torch.ones(self.n_descriptors, device=self.descriptor_keep.device)
+        buffer_name, attribute = buffers[scope]
+        buffer = getattr(self, buffer_name)
+        keep = torch.ones(self.n_descriptors, device=buffer.device)
         if cols:
             keep[list(cols)] = 0.0
-        self.descriptor_keep.copy_(keep)
-        self.masked_descriptors = cols
+        buffer.copy_(keep)
+        setattr(self, attribute, cols)
 
     def set_descriptor_normalization(self, mean: Sequence[float] | Tensor,
                                      std: Sequence[float] | Tensor) -> None:
@@ -228,8 +258,8 @@ class ElementEncoder(nn.Module):
 
     def forward(self, descriptors: Tensor, tm_mask: Tensor, element_mask: Tensor) -> Tensor:
         x = (descriptors - self.descriptor_mean) / self.descriptor_std * self.descriptor_keep
-        tm = self.tm_branch(x)
-        non_tm = self.non_tm_branch(x)
+        tm = self.tm_branch(x * self.tm_descriptor_keep)
+        non_tm = self.non_tm_branch(x * self.non_tm_descriptor_keep)
         if not self.use_non_tm:
             non_tm = torch.zeros_like(non_tm)
         out = torch.where(tm_mask.unsqueeze(-1), tm, non_tm)
@@ -340,6 +370,8 @@ class SpecFusionEncoder(nn.Module):
         use_tm_fusion: Ablation switch: ``False`` zero-masks the fusion block.
         use_non_tm: Ablation switch: ``False`` zero-masks the non-TM embeddings.
         masked_descriptors: Ablation: descriptor columns to zero-mask.
+        masked_tm_descriptors: Ablation: descriptor columns zero-masked for TM elements only.
+        masked_non_tm_descriptors: Ablation: the same for non-TM elements only.
 
     Shapes:
         inputs as :meth:`SpecFusionNet.forward` → ``(tokens (B, E, H), pooled (B, H))``.
@@ -351,13 +383,16 @@ class SpecFusionEncoder(nn.Module):
                  element_hidden: int = 64, fusion_hidden: int = 256, n_heads: int = 4,
                  n_attention_layers: int = 2, ffn_dim: int = 256, dropout: float = 0.1,
                  use_tm_fusion: bool = True, use_non_tm: bool = True,
-                 masked_descriptors: Sequence[int] = ()) -> None:
+                 masked_descriptors: Sequence[int] = (),
+                 masked_tm_descriptors: Sequence[int] = (),
+                 masked_non_tm_descriptors: Sequence[int] = ()) -> None:
         super().__init__()
         self.all_element = bool(all_element)
         self.spectrum_encoder = MultiScaleSpectrumEncoder(n_points, d_model, kernel_sizes,
                                                           conv_channels, pooled_length)
         self.element_encoder = ElementEncoder(n_descriptors, element_hidden, d_model,
-                                              masked_descriptors, use_non_tm)
+                                              masked_descriptors, use_non_tm,
+                                              masked_tm_descriptors, masked_non_tm_descriptors)
         self.fusion = SpectrumElementFusion(d_model, fusion_hidden, use_tm_fusion)
         self.blocks = nn.ModuleList(ElementAttentionBlock(d_model, n_heads, ffn_dim, dropout)
                                     for _ in range(n_attention_layers))
@@ -412,7 +447,9 @@ class _AblationMixin:
         return dict(self._hparams)
 
     def set_ablation(self, *, use_tm_fusion: bool | None = None, use_non_tm: bool | None = None,
-                     masked_descriptors: Sequence[int] | None = None) -> None:
+                     masked_descriptors: Sequence[int] | None = None,
+                     masked_tm_descriptors: Sequence[int] | None = None,
+                     masked_non_tm_descriptors: Sequence[int] | None = None) -> None:
         """Change the zero-masking switches of a built (or trained) model.
 
         Parameter counts and weights are unchanged; ``None`` leaves a switch as it is.
@@ -427,6 +464,13 @@ class _AblationMixin:
             self.encoder.element_encoder.set_masked_descriptors(masked_descriptors)
             self._hparams["masked_descriptors"] = list(
                 self.encoder.element_encoder.masked_descriptors)
+        for scope, columns in (("tm", masked_tm_descriptors),
+                               ("non_tm", masked_non_tm_descriptors)):
+            if columns is not None:
+                encoder = self.encoder.element_encoder
+                encoder.set_masked_descriptors(columns, scope=scope)
+                self._hparams[f"masked_{scope}_descriptors"] = list(
+                    getattr(encoder, f"masked_{scope}_descriptors"))
 
     def set_descriptor_normalization(self, mean: Sequence[float] | Tensor,
                                      std: Sequence[float] | Tensor) -> None:
@@ -439,7 +483,9 @@ def _encoder_hparams(n_descriptors: int, n_points: int, all_element: bool, d_mod
                      pooled_length: int, element_hidden: int, fusion_hidden: int,
                      n_heads: int, n_attention_layers: int, ffn_dim: int, head_hidden: int,
                      dropout: float, use_tm_fusion: bool, use_non_tm: bool,
-                     masked_descriptors: Sequence[int]) -> dict:
+                     masked_descriptors: Sequence[int],
+                     masked_tm_descriptors: Sequence[int] = (),
+                     masked_non_tm_descriptors: Sequence[int] = ()) -> dict:
     """JSON-ready hyperparameters shared by the single- and multi-task networks."""
     return {
         "n_descriptors": int(n_descriptors), "n_points": int(n_points),
@@ -452,6 +498,8 @@ def _encoder_hparams(n_descriptors: int, n_points: int, all_element: bool, d_mod
         "head_hidden": int(head_hidden), "dropout": float(dropout),
         "use_tm_fusion": bool(use_tm_fusion), "use_non_tm": bool(use_non_tm),
         "masked_descriptors": sorted({int(c) for c in masked_descriptors}),
+        "masked_tm_descriptors": sorted({int(c) for c in masked_tm_descriptors}),
+        "masked_non_tm_descriptors": sorted({int(c) for c in masked_non_tm_descriptors}),
     }
 
 
@@ -465,7 +513,8 @@ class SpecFusionNet(_AblationMixin, nn.Module):
         head_hidden: Hidden width of the task head.
         n_descriptors, n_points, all_element, d_model, kernel_sizes, conv_channels,
             pooled_length, element_hidden, fusion_hidden, n_heads, n_attention_layers,
-            ffn_dim, dropout, use_tm_fusion, use_non_tm, masked_descriptors: See
+            ffn_dim, dropout, use_tm_fusion, use_non_tm, masked_descriptors,
+            masked_tm_descriptors, masked_non_tm_descriptors: See
             :class:`SpecFusionEncoder`.
 
     Shapes:
@@ -483,21 +532,25 @@ class SpecFusionNet(_AblationMixin, nn.Module):
                  element_hidden: int = 64, fusion_hidden: int = 256, n_heads: int = 4,
                  n_attention_layers: int = 2, ffn_dim: int = 256, head_hidden: int = 64,
                  dropout: float = 0.1, use_tm_fusion: bool = True, use_non_tm: bool = True,
-                 masked_descriptors: Sequence[int] = ()) -> None:
+                 masked_descriptors: Sequence[int] = (),
+                 masked_tm_descriptors: Sequence[int] = (),
+                 masked_non_tm_descriptors: Sequence[int] = ()) -> None:
         super().__init__()
         self._hparams = {
             "n_outputs": int(n_outputs), "element_level": bool(element_level),
             **_encoder_hparams(n_descriptors, n_points, all_element, d_model, kernel_sizes,
                                conv_channels, pooled_length, element_hidden, fusion_hidden,
                                n_heads, n_attention_layers, ffn_dim, head_hidden, dropout,
-                               use_tm_fusion, use_non_tm, masked_descriptors),
+                               use_tm_fusion, use_non_tm, masked_descriptors,
+                               masked_tm_descriptors, masked_non_tm_descriptors),
         }
         self.n_outputs = int(n_outputs)
         self.element_level = bool(element_level)
         self.encoder = SpecFusionEncoder(
             n_descriptors, n_points, all_element, d_model, kernel_sizes, conv_channels,
             pooled_length, element_hidden, fusion_hidden, n_heads, n_attention_layers, ffn_dim,
-            dropout, use_tm_fusion, use_non_tm, masked_descriptors)
+            dropout, use_tm_fusion, use_non_tm, masked_descriptors, masked_tm_descriptors,
+            masked_non_tm_descriptors)
         self.head = _head(d_model, head_hidden, self.n_outputs, dropout)
         self.reset_parameters()
 
@@ -524,7 +577,8 @@ class MultiTaskSpecFusionNet(_AblationMixin, nn.Module):
         head_hidden: Hidden width of each head.
         n_descriptors, n_points, all_element, d_model, kernel_sizes, conv_channels,
             pooled_length, element_hidden, fusion_hidden, n_heads, n_attention_layers,
-            ffn_dim, dropout, use_tm_fusion, use_non_tm, masked_descriptors: See
+            ffn_dim, dropout, use_tm_fusion, use_non_tm, masked_descriptors,
+            masked_tm_descriptors, masked_non_tm_descriptors: See
             :class:`SpecFusionEncoder`.
 
     Shapes:
@@ -539,7 +593,9 @@ class MultiTaskSpecFusionNet(_AblationMixin, nn.Module):
                  element_hidden: int = 64, fusion_hidden: int = 256, n_heads: int = 4,
                  n_attention_layers: int = 2, ffn_dim: int = 256, head_hidden: int = 64,
                  dropout: float = 0.1, use_tm_fusion: bool = True, use_non_tm: bool = True,
-                 masked_descriptors: Sequence[int] = ()) -> None:
+                 masked_descriptors: Sequence[int] = (),
+                 masked_tm_descriptors: Sequence[int] = (),
+                 masked_non_tm_descriptors: Sequence[int] = ()) -> None:
         super().__init__()
         if not task_outputs:
             raise ValueError("task_outputs must name at least one task")
@@ -552,13 +608,15 @@ class MultiTaskSpecFusionNet(_AblationMixin, nn.Module):
             **_encoder_hparams(n_descriptors, n_points, all_element, d_model, kernel_sizes,
                                conv_channels, pooled_length, element_hidden, fusion_hidden,
                                n_heads, n_attention_layers, ffn_dim, head_hidden, dropout,
-                               use_tm_fusion, use_non_tm, masked_descriptors),
+                               use_tm_fusion, use_non_tm, masked_descriptors,
+                               masked_tm_descriptors, masked_non_tm_descriptors),
         }
         self.element_level_tasks = frozenset(element_level_tasks)
         self.encoder = SpecFusionEncoder(
             n_descriptors, n_points, all_element, d_model, kernel_sizes, conv_channels,
             pooled_length, element_hidden, fusion_hidden, n_heads, n_attention_layers, ffn_dim,
-            dropout, use_tm_fusion, use_non_tm, masked_descriptors)
+            dropout, use_tm_fusion, use_non_tm, masked_descriptors, masked_tm_descriptors,
+            masked_non_tm_descriptors)
         self.heads = nn.ModuleDict({name: _head(d_model, head_hidden, int(c), dropout)
                                     for name, c in task_outputs.items()})
         self.reset_parameters()
