@@ -53,7 +53,7 @@ from specfusion_lib.errors import (
     WrongElementError,
 )
 from specfusion_lib.features import features_for_compound
-from specfusion_lib.spectra.xanes import XANESSpectrum, check_edge
+from specfusion_lib.spectra.xanes import ProcessedXANES, XANESSpectrum, check_edge
 from specfusion_lib.train import load, predict
 
 __all__ = [
@@ -112,9 +112,24 @@ class LoadedModel:
         return str(self.metadata["task"]["level"])
 
 
-def _as_spectrum(element: str, spectrum: XANESSpectrum | str | os.PathLike[str],
-                 edge: str) -> XANESSpectrum:
-    """Read / check one spectrum declared as ``element``'s."""
+def _as_spectrum(element: str, spectrum: XANESSpectrum | ProcessedXANES | str | os.PathLike[str],
+                 edge: str) -> XANESSpectrum | ProcessedXANES:
+    """Read / check one spectrum declared as ``element``'s.
+
+    A :class:`~specfusion_lib.spectra.xanes.ProcessedXANES` (already preprocessed, e.g. with an
+    explicit E0 by :class:`specfusion_lib.domain_shift.E0TemplateAligner`) is only checked for
+    its element and standardisation; its grid is checked against each model in
+    :meth:`Predictor.predict`.
+    """
+    if isinstance(spectrum, ProcessedXANES):
+        if spectrum.element is not None and spectrum.element != element:
+            raise WrongElementError(f"a preprocessed {spectrum.element} spectrum "
+                                    f"({spectrum.source or 'no source'}) was given as the "
+                                    f"spectrum of {element}")
+        if not spectrum.standardized:
+            raise ConfigurationError(f"the preprocessed spectrum of {element} must be "
+                                     "standardised (preprocess_xanes(standardize=True))")
+        return spectrum
     if isinstance(spectrum, XANESSpectrum):
         if spectrum.element is not None and spectrum.element != element:
             raise WrongElementError(f"{spectrum.label} was given as the spectrum of {element}")
@@ -188,6 +203,19 @@ def assign_spectra(paths: Sequence[str | os.PathLike[str]], elements: Sequence[s
                                      f"{spectrum.source}")
         out[el] = spectrum
     return out
+
+
+def _processed_values(spectrum: ProcessedXANES, element: str, window: Sequence[float],
+                      n_points: int) -> np.ndarray:
+    """The values of a preprocessed spectrum, checked against a model's window and points."""
+    lo, hi = float(window[0]), float(window[1])
+    if (spectrum.grid.size != int(n_points) or not np.isclose(spectrum.grid[0], lo)
+            or not np.isclose(spectrum.grid[-1], hi)):
+        raise ConfigurationError(
+            f"the preprocessed spectrum of {element} has {spectrum.grid.size} points on "
+            f"{spectrum.grid[0]:g}..{spectrum.grid[-1]:g} eV; the model needs {n_points} points "
+            f"on {lo:g}..{hi:g} eV")
+    return np.asarray(spectrum.values, dtype=np.float64)
 
 
 class Predictor:
@@ -284,12 +312,15 @@ class Predictor:
                     "extrapolation without data behind it")
         return symbols, checked
 
-    def predict(self, spectra: Mapping[str, XANESSpectrum | str | os.PathLike[str]],
+    def predict(self, spectra: Mapping[str, XANESSpectrum | ProcessedXANES | str
+                                       | os.PathLike[str]],
                 elements: Sequence[str]) -> pd.DataFrame:
         """Predict every loaded property of one compound.
 
         Args:
-            spectra: Element → spectrum (a :class:`XANESSpectrum` or a file path).
+            spectra: Element → spectrum (a :class:`XANESSpectrum`, a file path, or a
+                :class:`~specfusion_lib.spectra.xanes.ProcessedXANES` already preprocessed
+                on the models' window, e.g. with an explicit E0).
             elements: Every element of the compound.
 
         Returns:
@@ -319,7 +350,10 @@ class Predictor:
                 spec = m.metadata["normalization"]["spectra"]
                 key = (tuple(spec["window_ev"]), int(spec["n_points"]), bool(spec["all_element"]))
                 if key not in cache:
-                    cache[key] = features_for_compound(symbols, checked, window=key[0],
+                    inputs = {el: _processed_values(sp, el, key[0], key[1])
+                              if isinstance(sp, ProcessedXANES) else sp
+                              for el, sp in checked.items()}
+                    cache[key] = features_for_compound(symbols, inputs, window=key[0],
                                                        n_points=key[1], all_element=key[2])
                 outs.append(predict(m.model, cache[key], m.metadata))
             unseen = sorted({e for m in models if m.training_elements is not None
