@@ -233,6 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--json", action="store_true", help="print JSON instead of a table")
     pred.set_defaults(func=_cmd_predict)
 
+    from specfusion_lib.crystal_system import add_predict_crystal_system_parser
+
+    add_predict_crystal_system_parser(commands)
+
     index = commands.add_parser("figures-index", help="rewrite figures/README.md")
     index.add_argument("--figures-dir", default="figures")
     index.set_defaults(func=_cmd_figures_index)

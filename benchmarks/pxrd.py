@@ -1,0 +1,170 @@
+"""PXRD throughput: simulation, pattern rendering, training, prediction latency (SPEC §9).
+
+Measurements on the current machine (torch CPU threads from ``--threads``, default 1, the
+library's :data:`specfusion_lib.crystal_system.CPU_THREADS`; try ``--threads 2``):
+
+1. **Patterns simulated per second** from structures of a snapshot (``--data``, default the
+   demo snapshot, else the test fixture; ``--structures`` of them, default 100):
+   (a) :func:`specfusion_lib.spectra.pxrd.simulate_pattern` end to end (pymatgen reflections +
+   direct Voigt sum on 3501 points); (b) reflections only
+   (:func:`~specfusion_lib.spectra.pxrd.simulate_peaks`, what the stick cache stores);
+   (c) rendering realistic training patterns from cached reflections
+   (:meth:`specfusion_lib.pxrd_dataset.StickPatterns.render` under the training
+   augmentation: FFT Voigt broadening with random widths, intensity perturbations, zero
+   shift, background, noise).
+2. **Training samples per second** of the default
+   :class:`~specfusion_lib.models.crystal_system.PXRDCrystalSystemNet` (batch 64, Adam), the
+   optimisation alone and including the per-epoch rendering of the augmented patterns.
+3. **Prediction latency** of one pattern after loading: a model is trained for one epoch into
+   a temporary folder, loaded once (:class:`specfusion_lib.crystal_system.CrystalSystemPredictor`)
+   and a two-column ``.xy`` file (Mo Kα, 5–40° 2θ at 0.01°) is read, converted to the Cu Kα
+   grid and classified; median of ``--repeats`` calls.
+
+Run::
+
+    .venv/bin/python benchmarks/pxrd.py [--data data/demo] [--structures 100] [--epochs 3]
+        [--threads 1] [--json]
+
+Numbers are printed as a table (or JSON); nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from pymatgen.core import Structure
+
+from specfusion_lib import crystal_system
+from specfusion_lib.crystal_system import (
+    CrystalSystemData,
+    CrystalSystemPredictor,
+    crystal_system_data,
+    fit_classifier,
+    train_crystal_system_model,
+)
+from specfusion_lib.data.sources import open_snapshot
+from specfusion_lib.labels import CRYSTAL_SYSTEMS
+from specfusion_lib.models.crystal_system import PXRDCrystalSystemNet
+from specfusion_lib.profiles import Profile
+from specfusion_lib.pxrd_dataset import TRAINING_CONDITIONS, simulate_sticks
+from specfusion_lib.spectra import pxrd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _default_data() -> Path:
+    demo = ROOT / "data" / "demo"
+    return demo if (demo / "manifest.json").is_file() else ROOT / "tests" / "fixtures" / "snapshot"
+
+
+def simulation_rates(snapshot, n: int) -> dict[str, float]:
+    """Structures per second: full pattern, reflections only, rendering from reflections."""
+    rows = snapshot.materials.sample(min(n, len(snapshot.materials)), random_state=0)
+    structures = [Structure.from_dict(json.loads(s)) for s in rows["structure"]]
+    t0 = time.perf_counter()
+    for s in structures:
+        pxrd.simulate_pattern(s)
+    full = len(structures) / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for s in structures:
+        pxrd.simulate_peaks(s, two_theta_range=(8.0, 82.0))
+    sticks_rate = len(structures) / (time.perf_counter() - t0)
+    sticks = simulate_sticks(snapshot, material_ids=list(rows["material_id"]))
+    rng = np.random.default_rng(0)
+    reps = max(1, 2000 // max(1, len(sticks)))
+    idx = np.tile(np.arange(len(sticks)), reps)
+    t0 = time.perf_counter()
+    sticks.render(idx, rng, TRAINING_CONDITIONS)
+    render = len(idx) / (time.perf_counter() - t0)
+    return {"structures": len(structures), "simulate_pattern_per_s": full,
+            "reflections_per_s": sticks_rate, "render_augmented_per_s": render}
+
+
+def training_rates(data: CrystalSystemData, epochs: int) -> dict[str, float]:
+    """Training patterns per second (optimisation; and with per-epoch rendering)."""
+    prof = Profile("bench", seeds=(0,), max_epochs=epochs, patience=epochs + 1,
+                   max_materials=None)
+    n = len(data)
+    train_idx = np.arange(n)
+    val_idx = np.arange(min(n, 64))
+    torch.manual_seed(0)
+    model = PXRDCrystalSystemNet(n_points=data.grid.size)
+    render_seconds = 0.0
+
+    def inputs(epoch: int) -> list[torch.Tensor]:
+        nonlocal render_seconds
+        t0 = time.perf_counter()
+        x = data.sticks.render(train_idx, np.random.default_rng([0, epoch]), TRAINING_CONDITIONS)
+        render_seconds += time.perf_counter() - t0
+        return [torch.from_numpy(x)]
+
+    val = [torch.from_numpy(data.measured_patterns(val_idx, 0, 1))]
+    t0 = time.perf_counter()
+    fit = fit_classifier(model, inputs, torch.as_tensor(data.y[train_idx]), val,
+                         torch.as_tensor(data.y[val_idx]), prof, 0)
+    wall = time.perf_counter() - t0
+    return {"training_patterns": n, "epochs": len(fit.history),
+            "train_samples_per_s": fit.samples_per_second,
+            "train_samples_per_s_with_rendering": fit.samples_seen / (fit.train_seconds
+                                                                      + render_seconds),
+            "epoch_wall_s": wall / max(1, len(fit.history))}
+
+
+def prediction_latency(snapshot, repeats: int) -> dict[str, float]:
+    """Load time and median latency of one file → probabilities."""
+    prof = Profile("bench", seeds=(0,), max_epochs=1, patience=1, max_materials=64)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = train_crystal_system_model(snapshot, prof, seed=0, checkpoint_dir=tmp)
+        mid = run.split["test"][0]
+        row = snapshot.materials.set_index("material_id").loc[mid]
+        structure = Structure.from_dict(json.loads(row["structure"]))
+        path = pxrd.simulate_pattern(structure, pxrd.two_theta_grid((5.0, 40.0), 0.01),
+                                     wavelength="MoKa").to_xy(Path(tmp) / "pattern.xy")
+        t0 = time.perf_counter()
+        predictor = CrystalSystemPredictor.load(tmp)
+        load_s = time.perf_counter() - t0
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            probs = predictor.predict_proba(pxrd.read_pattern(path))
+            times.append(time.perf_counter() - t0)
+        assert list(probs.columns) == list(CRYSTAL_SYSTEMS)
+    return {"load_s": load_s, "latency_ms_median": 1000 * statistics.median(times),
+            "latency_ms_min": 1000 * min(times)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=str(_default_data()))
+    parser.add_argument("--structures", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    crystal_system.CPU_THREADS = args.threads  # training and prediction use this many threads
+    snapshot = open_snapshot(args.data)
+    results = {"data": args.data, "threads": args.threads}
+    results.update(simulation_rates(snapshot, args.structures))
+    data = crystal_system_data(snapshot)
+    results.update(training_rates(data, args.epochs))
+    results.update(prediction_latency(snapshot, args.repeats))
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    width = max(map(len, results))
+    for key, value in results.items():
+        shown = f"{value:,.2f}" if isinstance(value, float) else str(value)
+        print(f"{key:<{width}}  {shown}")
+
+
+if __name__ == "__main__":
+    main()

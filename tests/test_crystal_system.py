@@ -1,0 +1,340 @@
+"""PXRD crystal-system model: network, pattern rendering, training, prediction, CLI, S21."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from pymatgen.core import Lattice, Structure
+
+from specfusion_lib import crystal_system as cs
+from specfusion_lib import crystal_system_eval as cse
+from specfusion_lib.errors import (
+    ConfigurationError,
+    InputFileError,
+    SpecfusionError,
+    SpectrumFileError,
+)
+from specfusion_lib.labels import CRYSTAL_SYSTEMS
+from specfusion_lib.models.crystal_system import (
+    FusedCrystalSystemNet,
+    PXRDCrystalSystemNet,
+    architecture_table,
+)
+from specfusion_lib.models.specfusionnet import count_parameters
+from specfusion_lib.profiles import Profile
+from specfusion_lib.pxrd_dataset import (
+    MEASUREMENT_CONDITIONS,
+    TRAINING_CONDITIONS,
+    PatternConditions,
+    simulate_sticks,
+)
+from specfusion_lib.spectra import pxrd
+
+TINY = Profile("tiny", seeds=(0,), max_epochs=2, patience=2, max_materials=None)
+
+
+@cache
+def _rutile() -> Structure:
+    return Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.594, 2.959), ["Ti", "O"],
+                                     [[0, 0, 0], [0.3048, 0.3048, 0]])
+
+
+# ------------------------------------------------------------------------------------ model
+
+
+def test_network_shapes_and_architecture_table() -> None:
+    model = PXRDCrystalSystemNet()
+    assert model.encoder.n_tokens == 54
+    out = model(torch.rand(3, 3501))
+    assert out.shape == (3, 7)
+    table = pd.DataFrame(architecture_table(model))
+    assert table["parameters"].sum() == count_parameters(model)
+    assert tuple(table.iloc[-1]["output_shape"]) == (7,)
+    with pytest.raises(ValueError, match="shape"):
+        model(torch.rand(2, 100))
+
+
+def test_reset_parameters_and_hparams_roundtrip() -> None:
+    torch.manual_seed(0)
+    model = PXRDCrystalSystemNet(n_points=1001, conv_channels=(4, 8), kernel_sizes=(5, 3),
+                                 d_model=16, n_heads=2, n_layers=1, ffn_dim=32)
+    clone = PXRDCrystalSystemNet(**model.hparams)
+    clone.load_state_dict(model.state_dict())
+    x = torch.rand(2, 1001)
+    model.eval()
+    clone.eval()
+    assert torch.allclose(model(x), clone(x))
+    before = [p.detach().clone() for p in model.parameters()]
+    model.reset_parameters()
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    with pytest.raises(ValueError):
+        PXRDCrystalSystemNet(n_layers=0)
+    with pytest.raises(ValueError):
+        PXRDCrystalSystemNet(kernel_sizes=(4, 3, 3, 3))
+
+
+def test_fused_network_shapes() -> None:
+    model = FusedCrystalSystemNet(pxrd={"n_points": 1001, "conv_channels": [4, 8],
+                                        "kernel_sizes": [5, 3], "d_model": 16, "n_heads": 2},
+                                  xanes={"n_descriptors": 11, "n_points": 200, "d_model": 32})
+    b, e = 2, 3
+    out = model(torch.rand(b, 1001), torch.rand(b, e, 11), torch.ones(b, e, dtype=torch.bool),
+                torch.tensor([[True, False, False]] * b), torch.rand(b, e, 200),
+                torch.tensor([[True, False, False]] * b))
+    assert out.shape == (b, 7)
+    assert FusedCrystalSystemNet(**model.hparams).hparams == model.hparams
+
+
+# ------------------------------------------------------------------------------- rendering
+
+
+def test_clean_render_matches_simulate_pattern(fixture_snapshot) -> None:
+    sticks = simulate_sticks(fixture_snapshot)
+    clean = sticks.render()
+    for i, mid in enumerate(sticks.material_ids):
+        row = fixture_snapshot.materials.set_index("material_id").loc[mid]
+        ref = pxrd.simulate_pattern(Structure.from_dict(json.loads(row["structure"])))
+        assert np.abs(clean[i] - ref.intensity).max() < 0.01, mid
+    assert set(sticks.crystal_systems) <= set(CRYSTAL_SYSTEMS)
+
+
+def test_render_is_seeded_and_noise_level_only_changes_noise(fixture_snapshot) -> None:
+    sticks = simulate_sticks(fixture_snapshot)
+    a = sticks.render(None, np.random.default_rng(1), TRAINING_CONDITIONS)
+    b = sticks.render(None, np.random.default_rng(1), TRAINING_CONDITIONS)
+    c = sticks.render(None, np.random.default_rng(2), TRAINING_CONDITIONS)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    quiet = sticks.render(None, np.random.default_rng(3), MEASUREMENT_CONDITIONS.with_noise(0))
+    noisy = sticks.render(None, np.random.default_rng(3), MEASUREMENT_CONDITIONS.with_noise(0.05))
+    residual = (noisy - quiet)[:, 100:-100]
+    assert 0.03 < residual.std() < 0.06  # the noise (and a rescaling by the noisy maximum)
+    with pytest.raises(ConfigurationError, match="rng"):
+        sticks.render(None, None, TRAINING_CONDITIONS)
+    with pytest.raises(ConfigurationError):
+        PatternConditions(fwhm_gauss=(0.0, 0.1))
+
+
+def test_zero_shift_moves_peaks(fixture_snapshot) -> None:
+    sticks = simulate_sticks(fixture_snapshot, material_ids=["fx-MnO"])
+    tt, inten = sticks.peaks(0)
+    strongest = tt[np.argmax(inten)]
+    grid = sticks.grid
+    shifted = sticks.render(None, np.random.default_rng(0),
+                            PatternConditions(zero_shift_deg=0.3))[0]
+    clean = sticks.render()[0]
+    win = np.abs(grid - strongest) < 1.0
+    delta = grid[win][np.argmax(shifted[win])] - grid[win][np.argmax(clean[win])]
+    assert 0 < abs(delta) <= 0.32
+
+
+def test_stick_cache_roundtrip(fixture_snapshot, tmp_path: Path) -> None:
+    first = simulate_sticks(fixture_snapshot, cache_dir=tmp_path)
+    files = list(tmp_path.glob("pxrd-sticks-*.npz"))
+    assert len(files) == 1
+    again = simulate_sticks(fixture_snapshot, cache_dir=tmp_path)
+    assert again.material_ids == first.material_ids
+    np.testing.assert_array_equal(again.two_theta, first.two_theta)
+    files[0].write_bytes(b"garbage")  # a broken cache is rebuilt, not trusted
+    rebuilt = simulate_sticks(fixture_snapshot, cache_dir=tmp_path)
+    np.testing.assert_array_equal(rebuilt.intensity, first.intensity)
+    sub = first.subset(first.index_of(["fx-ZnO", "fx-MnO"]))
+    assert sub.formulas == ("ZnO", "MnO")
+    with pytest.raises(ConfigurationError):
+        first.index_of(["nope"])
+
+
+# -------------------------------------------------------------------------------- training
+
+
+@pytest.fixture(scope="module")
+def trained(fixture_snapshot, tmp_path_factory):
+    ckpt = tmp_path_factory.mktemp("pxrd_ckpt")
+    torch.set_num_threads(1)
+    run = cs.train_crystal_system_model(fixture_snapshot, TINY, seed=0, checkpoint_dir=ckpt)
+    return run, ckpt
+
+
+def test_training_run_and_checkpoint(trained, fixture_snapshot) -> None:
+    run, ckpt = trained
+    assert run.checkpoint == ckpt / "pxrd-crystal-system-seed0.pt"
+    assert run.checkpoint.is_file() and run.checkpoint.with_suffix(".json").is_file()
+    meta = json.loads(run.checkpoint.with_suffix(".json").read_text())
+    assert meta["snapshot"]["id"] == fixture_snapshot.snapshot_id
+    assert meta["task"]["class_names"] == list(CRYSTAL_SYSTEMS)
+    n = len(run.data)
+    assert sum(len(v) for v in run.split.values()) == n == 10
+    assert not set(run.split["train"]) & set(run.split["test"])
+    assert run.epochs_run <= 2
+    assert len(run.predictions) == len(run.split["test"]) == run.metrics["n_test"]
+    probs = run.predictions[[f"p_{c}" for c in CRYSTAL_SYSTEMS]].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    # classes absent from the fixture (triclinic, orthorhombic) do not break the tables
+    per_class = run.per_class_accuracy()
+    assert list(per_class["crystal_system"]) == list(CRYSTAL_SYSTEMS)
+    assert per_class.set_index("crystal_system").loc["triclinic", "n_train"] == 0
+    assert np.isnan(per_class.set_index("crystal_system").loc["triclinic", "accuracy"])
+    assert run.confusion_matrix().to_numpy().sum() == run.metrics["n_test"]
+
+
+def test_training_resumes_from_checkpoint(trained, fixture_snapshot) -> None:
+    run, ckpt = trained
+    again = cs.train_crystal_system_model(fixture_snapshot, TINY, seed=0, checkpoint_dir=ckpt)
+    assert again.resumed
+    pd.testing.assert_frame_equal(again.predictions, run.predictions, atol=1e-6)
+    other = cs.train_crystal_system_model(fixture_snapshot, TINY, seed=0, checkpoint_dir=ckpt,
+                                          max_epochs=1, tag="other")
+    assert not other.resumed and other.checkpoint.name == "pxrd-crystal-system-other-seed0.pt"
+
+
+def test_too_few_materials(fixture_snapshot) -> None:
+    data = cs.crystal_system_data(fixture_snapshot, material_ids=["fx-MnO", "fx-ZnO"])
+    with pytest.raises(ConfigurationError, match="too few"):
+        cs.train_crystal_system_model(fixture_snapshot, TINY, data=data)
+
+
+# ------------------------------------------------------------------------------ prediction
+
+
+def test_predictor_probabilities(trained) -> None:
+    run, ckpt = trained
+    loaded = cs.CrystalSystemPredictor.load(ckpt)  # the tagged checkpoint is ignored
+    assert len(loaded.models) == 1
+    pattern = pxrd.simulate_pattern(_rutile())
+    table = loaded.predict_proba([pattern, pattern])
+    assert list(table.columns) == list(CRYSTAL_SYSTEMS) and len(table) == 2
+    np.testing.assert_allclose(table.sum(axis=1), 1.0, atol=1e-5)
+    from_run = cs.CrystalSystemPredictor.from_run(run).predict_proba(pattern)
+    np.testing.assert_allclose(from_run.to_numpy(), table.iloc[:1].to_numpy(), atol=1e-6)
+    # the same crystal measured with Mo Kα on another grid: converted at constant d
+    moka = pxrd.simulate_pattern(_rutile(), pxrd.two_theta_grid((5.0, 40.0), 0.01),
+                                 wavelength="MoKa")
+    np.testing.assert_allclose(loaded.predict_proba(moka).to_numpy(),
+                               table.iloc[:1].to_numpy(), atol=0.05)
+    assert loaded.predict(pattern)[0] in CRYSTAL_SYSTEMS
+
+
+def test_predictor_errors(trained, tmp_path: Path) -> None:
+    _, ckpt = trained
+    predictor = cs.CrystalSystemPredictor.load(ckpt / "pxrd-crystal-system-seed0.pt")
+    pattern = pxrd.simulate_pattern(_rutile())
+    unknown = pxrd.PXRDPattern(pattern.two_theta[::2] + 0.001, pattern.intensity[::2],
+                               wavelength=None, source="x.xy")
+    with pytest.raises(ConfigurationError, match="wavelength"):
+        predictor.predict_proba(unknown)
+    narrow = pxrd.PXRDPattern(np.linspace(10, 25, 500), np.ones(500), source="narrow.xy")
+    with pytest.raises(SpectrumFileError, match="narrow.xy"):
+        predictor.predict_proba(narrow)
+    with pytest.raises(InputFileError, match="no PXRD crystal-system checkpoint"):
+        cs.CrystalSystemPredictor.load(tmp_path)
+    with pytest.raises(InputFileError, match="no such"):
+        cs.CrystalSystemPredictor.load(tmp_path / "missing.pt")
+
+
+# ------------------------------------------------------------------------------------- CLI
+
+
+def _cli(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="specfusion")
+    commands = parser.add_subparsers(dest="command", required=True)
+    cs.add_predict_crystal_system_parser(commands)
+    return parser.parse_args(argv)
+
+
+def test_cli_predicts_a_pattern_file(trained, tmp_path: Path, capsys) -> None:
+    _, ckpt = trained
+    path = pxrd.simulate_pattern(_rutile(), pxrd.two_theta_grid((5.0, 40.0), 0.01),
+                                 wavelength="MoKa").to_xy(tmp_path / "rutile.xy")
+    args = _cli(["predict-crystal-system", str(path), "--checkpoint-dir", str(ckpt),
+                 "--json"])
+    assert args.func(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["probabilities"]) == set(CRYSTAL_SYSTEMS)
+    assert out["prediction"] == max(out["probabilities"], key=out["probabilities"].get)
+    assert abs(sum(out["probabilities"].values()) - 1) < 1e-5
+    args = _cli(["predict-crystal-system", str(path), "--checkpoint-dir", str(ckpt),
+                 "--wavelength", "0.71073"])
+    assert args.func(args) == 0
+    assert "most probable crystal system" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("case", ["few_points", "narrow_range", "binary", "bad_wavelength"])
+def test_cli_errors(trained, tmp_path: Path, case: str) -> None:
+    _, ckpt = trained
+    path = tmp_path / "p.xy"
+    extra: list[str] = []
+    if case == "few_points":
+        x = np.linspace(10, 80, 50)
+        path.write_text("\n".join(f"{a} {b}" for a, b in zip(x, np.ones(50), strict=True)))
+        match = "at least 100"
+    elif case == "narrow_range":
+        x = np.linspace(60, 80, 500)
+        path.write_text("\n".join(f"{a} {b}" for a, b in zip(x, np.ones(500), strict=True)))
+        extra = ["--wavelength", "CuKa"]
+        match = "at least 50%"
+    elif case == "binary":
+        path.write_bytes(bytes(range(256)) * 4)
+        match = "not a text file"
+    else:
+        x = np.linspace(10, 80, 500)
+        path.write_text("\n".join(f"{a} {b}" for a, b in zip(x, np.ones(500), strict=True)))
+        extra = ["--wavelength", "XyzKa"]
+        match = "unknown wavelength"
+    args = _cli(["predict-crystal-system", str(path), "--checkpoint-dir", str(ckpt), *extra])
+    with pytest.raises(SpecfusionError, match=match):
+        args.func(args)
+
+
+# ------------------------------------------------------------------------------ evaluation
+
+
+def test_baseline_noise_curve_and_tables(trained) -> None:
+    run, _ = trained
+    base = cse.random_forest_baseline(run, n_estimators=10, n_copies=1)
+    assert base.metrics["n_test"] == run.metrics["n_test"]
+    assert base.pipeline.named_steps["bin"].transform(run.test_patterns).shape[1] == 351
+    curve = cse.noise_curve([run], {run.seed: base}, levels=(0.0, 0.02))
+    assert list(curve["noise_level"]) == [0.0, 0.02]
+    # σ = 0.02 is the test condition: the curve reproduces the run's accuracy
+    assert curve.loc[1, "accuracy"] == pytest.approx(run.metrics["accuracy"])
+    assert curve.loc[1, "baseline_accuracy"] == pytest.approx(base.metrics["accuracy"])
+    table = cse.metrics_table([run], {run.seed: base})
+    assert list(table["crystal_system"]) == ["overall", *CRYSTAL_SYSTEMS]
+    assert table.loc[0, "paper_value"] == "0.81"
+    counts = cse.class_distribution(run.data, run.split_indices)
+    assert counts["total"].sum() == len(run.data)
+    assert (counts[["train", "val", "test"]].sum(axis=1) == counts["total"]).all()
+    example = cse.preprocessing_example(run.data)
+    assert example.formula == "TiO2" and example.broadened.max() == pytest.approx(1.0)
+
+
+def test_modality_comparison_on_fixture(fixture_snapshot, tmp_path: Path) -> None:
+    from specfusion_lib.modality_comparison import MODALITIES, compare_modalities
+
+    tiny = Profile("tiny", seeds=(0,), max_epochs=1, patience=1, max_materials=None)
+    result = compare_modalities(fixture_snapshot, tiny, checkpoint_dir=tmp_path)
+    table = result.table()
+    assert list(table["modality"]) == list(MODALITIES)
+    assert (table["status"] == "trained").all()
+    assert table["n_test"].nunique() == 1  # same test part for all three
+    preds = result.predictions()
+    tests = {m: sorted(preds.loc[preds["modality"] == m, "material_id"]) for m in MODALITIES}
+    assert tests["XANES only"] == tests["PXRD only"] == tests["XANES + PXRD"]
+    again = compare_modalities(fixture_snapshot, tiny, checkpoint_dir=tmp_path)
+    assert all(r.resumed for r in again.runs)
+
+
+def test_cpu_threads_is_restored() -> None:
+    before = torch.get_num_threads()
+    with cs.cpu_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with cs.cpu_threads(None):
+        assert torch.get_num_threads() == before
