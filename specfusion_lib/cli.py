@@ -236,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     from specfusion_lib.crystal_system import add_predict_crystal_system_parser
 
     add_predict_crystal_system_parser(commands)
+    from specfusion_lib.inference.cli import add_infer_structure_parser
+
+    add_infer_structure_parser(commands)
 
     index = commands.add_parser("figures-index", help="rewrite figures/README.md")
     index.add_argument("--figures-dir", default="figures")

@@ -223,6 +223,46 @@ CATALOGUE: tuple[FigureEntry, ...] = (
                 "PXRD 0.81, fused 0.66, XANES 0.48 (main text, Fig. S21)"),
     FigureEntry("modality_test_predictions", "", "08_modality_comparison",
                 "Test predictions of the three models"),
+    # notebook 09: structure inference benchmark (main text Fig. 5b)
+    FigureEntry("fig5b_structure_inference_top1", "Fig. 5b", "09_structure_inference_benchmark",
+                "Top-1 accuracy of (formula, crystal system) on held-out compounds by number of "
+                "elements, predicted vs true inputs; each target removed from the template "
+                "database before its search",
+                "> 0.80 for binary to quinary compounds (main text, Fig. 5b)"),
+    FigureEntry("structure_inference_top1", "Fig. 5b (table)", "09_structure_inference_benchmark",
+                "Top-1 accuracy per number of elements with Wilson 95 % intervals; formula and "
+                "crystal-system accuracy apart", "> 0.80 (main text, Fig. 5b)"),
+    FigureEntry("structure_inference_benchmark_compounds", "Fig. 5b (per compound)",
+                "09_structure_inference_benchmark",
+                "Per held-out compound: inputs, top-1 formula, crystal system and template, "
+                "right or wrong"),
+    FigureEntry("structure_inference_full_validation", "Fig. 5b (full validation; ours)",
+                "09_structure_inference_benchmark",
+                "Full search (CHGNet relaxation + FEFF10 XANES) for a few held-out compounds: "
+                "R_PXRD, XANES similarity"),
+    # notebook 10: walkthrough (SI Fig. S22–S25)
+    FigureEntry("figS22_ca2mnalo5_workflow", "Fig. S22", "10_ca2mnalo5_walkthrough",
+                "Structure inference of Ca2MnAlO5 step by step: predicted inputs, "
+                "charge-balanced formulas, ranked candidates (a named stand-in when the "
+                "snapshot lacks its Mn XANES)"),
+    FigureEntry("figS23_ca2mnalo5_pxrd", "Fig. S23", "10_ca2mnalo5_walkthrough",
+                "PXRD of the input and of the relaxed candidates (CaMnAlO4, Ca2MnAlO5) with "
+                "R_PXRD"),
+    FigureEntry("figS24_ca2mnalo5_xanes", "Fig. S24", "10_ca2mnalo5_walkthrough",
+                "Mn K-edge XANES of the input and the candidates' FEFF10 spectra, with XANES "
+                "similarity"),
+    FigureEntry("figS25_structure_inference_examples", "Fig. S25", "10_ca2mnalo5_walkthrough",
+                "DyCrO3, CuInS2, ZnCu2SnS4: input PXRD/XANES vs inferred candidate, predicted vs "
+                "reference properties, inferred structure with R_PXRD"),
+    FigureEntry("ca2mnalo5_formulas", "Fig. S22 (table)", "10_ca2mnalo5_walkthrough",
+                "Charge-balanced formulas of the walkthrough compound"),
+    FigureEntry("ca2mnalo5_templates", "Fig. S22 (table)", "10_ca2mnalo5_walkthrough",
+                "Ranked template matches: constraint level, radius mismatch, element mapping"),
+    FigureEntry("ca2mnalo5_candidates", "Fig. S22–S24 (table)", "10_ca2mnalo5_walkthrough",
+                "Final ranking with R_PXRD, XANES similarity and validation score"),
+    FigureEntry("structure_inference_examples", "Fig. S25 (table)", "10_ca2mnalo5_walkthrough",
+                "Inferred formula, crystal system, template, R_PXRD and XANES similarity of the "
+                "three compounds (or the stand-ins used)"),
     # notebook 11: measured spectra (Table 1, Fig. 5c,d, S26–S31)
     FigureEntry("table1_measured_validation", "Table 1", "11_experimental_validation",
                 "Measured K-edge XANES of maml-apps-rfxas experiment.csv: predictions vs the "

@@ -1,0 +1,14 @@
+"""Structure inference from predicted spectral descriptors (SI §S2, main text Fig. 5).
+
+Modules, one concern each:
+
+* :mod:`~specfusion_lib.inference.formulas`: charge-balanced formulas (SI §S2.1).
+* :mod:`~specfusion_lib.inference.radii`: Shannon radii lookup.
+* :mod:`~specfusion_lib.inference.templates`: template database and retrieval (§S2.2, §S2.4).
+* :mod:`~specfusion_lib.inference.candidates`: substitution, relaxation, PXRD and XANES
+  comparison (§S2.3).
+* :mod:`~specfusion_lib.inference.search`: the whole pipeline in one call, CIF output.
+* :mod:`~specfusion_lib.inference.benchmark`: held-out benchmark of notebook 09 (Fig. 5b).
+* :mod:`~specfusion_lib.inference.walkthrough`: one compound step by step (notebook 10).
+* :mod:`~specfusion_lib.inference.cli`: ``specfusion infer-structure``.
+"""

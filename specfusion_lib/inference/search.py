@@ -1,0 +1,536 @@
+"""The structure-inference pipeline in one call (SI §S2, main text Fig. 5a).
+
+::
+
+    from specfusion_lib.inference import search
+    result = search.infer_structure(
+        ["Ca", "Mn", "Al", "O"], oxidation_states={"Mn": 3}, coordination_numbers={"Mn": 6},
+        crystal_system_probabilities={"orthorhombic": 0.8, "monoclinic": 0.1, ...},
+        database=TemplateDatabase.from_snapshot(snapshot), pxrd=pattern, xanes={"Mn": spec})
+    result.ranking.head()
+    search.write_candidates(result, "out/")
+
+The inputs are *predictions* given as plain values (TM oxidation states and coordination
+numbers from the SpecFusionNet per-element models, crystal-system probabilities from the PXRD
+classifier), so the search does not depend on how they were produced.
+
+Stages (each writes one table of :class:`SearchResult`):
+
+1. ``formulas``: charge-balanced formulas (:func:`~specfusion_lib.inference.formulas.
+   enumerate_formulas`).
+2. ``templates``: ranked template matches (:func:`~specfusion_lib.inference.templates.
+   retrieve_templates`).
+3. ``screen`` (``n_screen`` > 0 and a PXRD pattern given): the best ``n_screen`` matches are
+   substituted (unrelaxed, volume rescaled, reduced to the primitive cell) and their
+   simulated patterns compared with the input (R_PXRD). Cheap (~0.2 s per candidate): no
+   relaxation, no FEFF.
+4. ``validation`` (``n_validate`` > 0): the best ``n_validate`` candidates (in screen order,
+   else retrieval order; with ``diverse_formulas`` the best candidate of each formula comes
+   before a second template of any formula) are relaxed (CHGNet), their PXRD and FEFF10
+   XANES simulated and compared with the inputs (R_PXRD, XANES similarity, validation score;
+   :mod:`~specfusion_lib.inference.candidates`).
+5. ``ranking``: validated candidates by validation score, then the screened ones by R_PXRD,
+   then the remaining matches by retrieval rank. The first row is the answer.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pymatgen.core import Structure
+from pymatgen.io.cif import CifWriter
+from tqdm.auto import tqdm
+
+from specfusion_lib.atomic import atomic_write_text
+from specfusion_lib.elements import normalize_symbol
+from specfusion_lib.errors import ConfigurationError, SpecfusionError
+from specfusion_lib.inference.candidates import (
+    R_PXRD_MAX_SCALE,
+    R_PXRD_SMOOTHING_DEG,
+    Candidate,
+    Relaxer,
+    XanesSimulator,
+    pxrd_agreement,
+    r_pxrd,
+    simulate_candidate_pattern,
+    substitute,
+    validation_score,
+    xanes_similarity,
+)
+from specfusion_lib.inference.formulas import MAX_COUNT, FormulaEnumeration, enumerate_formulas
+from specfusion_lib.inference.templates import (
+    RetrievalResult,
+    RetrievalSettings,
+    TemplateDatabase,
+    retrieve_templates,
+)
+from specfusion_lib.labels import crystal_system
+from specfusion_lib.spectra.pxrd import PXRDPattern
+from specfusion_lib.spectra.xanes import XANESSpectrum
+
+__all__ = [
+    "SearchInputs",
+    "SearchResult",
+    "SearchSettings",
+    "infer_structure",
+    "write_candidates",
+]
+
+_STAGES = ("validated", "screened", "retrieved")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Settings of :func:`infer_structure`.
+
+    Attributes:
+        max_count: Largest element count of an enumerated formula (SI: 15).
+        retrieval: Template retrieval settings.
+        n_screen: Matches substituted and screened by their unrelaxed PXRD (0: no screen).
+        n_validate: Candidates relaxed and simulated (PXRD + FEFF XANES); FEFF takes
+            ~5–30 s per inequivalent site, so this bounds the cost (0: no validation).
+        diverse_formulas: Validate the best candidate of each formula before a second
+            template of the same formula.
+        relax: Relax validated candidates (CHGNet).
+        simulate_xanes: Simulate the validated candidates' XANES (FEFF10) when input
+            spectra are given.
+        smoothing_deg: Gaussian FWHM (° 2θ) of the R_PXRD comparison.
+        max_scale: Largest relative d-spacing rescaling of a candidate in R_PXRD.
+        progress: Show progress bars.
+    """
+
+    max_count: int = MAX_COUNT
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    n_screen: int = 10
+    n_validate: int = 4
+    diverse_formulas: bool = True
+    relax: bool = True
+    simulate_xanes: bool = True
+    smoothing_deg: float = R_PXRD_SMOOTHING_DEG
+    max_scale: float = R_PXRD_MAX_SCALE
+    progress: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class SearchInputs:
+    """What the search was given.
+
+    Attributes:
+        elements: Element symbols of the unknown compound.
+        oxidation_states: Element → state(s) (predicted for the TMs).
+        coordination_numbers: TM → predicted CN.
+        crystal_system_probabilities: System → probability.
+        pxrd: Input pattern, if any.
+        xanes: Element → input spectrum.
+    """
+
+    elements: tuple[str, ...]
+    oxidation_states: Mapping[str, Any]
+    coordination_numbers: Mapping[str, int]
+    crystal_system_probabilities: Mapping[str, float]
+    pxrd: PXRDPattern | None
+    xanes: Mapping[str, XANESSpectrum]
+
+
+@dataclass(eq=False)
+class SearchResult:
+    """Every intermediate table of a search and the ranked answer.
+
+    Attributes:
+        inputs: The inputs.
+        settings: The settings.
+        enumeration: Stage 1, the charge-balanced formulas.
+        retrieval: Stage 2, ranked template matches.
+        screen: Stage 3, one row per screened candidate (``candidate_id``, ``formula``,
+            ``template_id``, ``template_formula``, ``crystal_system``, ``level``,
+            ``retrieval_rank``, ``volume_ratio``, ``r_pxrd_unrelaxed``, ``note``).
+        validation: Stage 4, one row per validated candidate (``candidate_id``, ``formula``,
+            ``template_formula``, ``crystal_system``, ``crystal_system_relaxed``,
+            ``relaxed``, ``relax_note``, ``r_pxrd``, ``pxrd_similarity``, ``pxrd_scale``
+            (the d-spacing rescaling of the best R_PXRD),
+            ``xanes_similarity``, ``xanes_<El>`` per element, ``xanes_note``,
+            ``validation_score``).
+        ranking: Stage 5, best first: ``final_rank``, ``stage``, ``candidate_id``,
+            ``formula``, ``crystal_system``, ``template_id``, ``template_formula``,
+            ``level``, ``retrieval_rank``, ``r_pxrd``, ``xanes_similarity``,
+            ``validation_score``.
+        candidates: Candidate id → :class:`~specfusion_lib.inference.candidates.Candidate`.
+        structures: Candidate id → final structure (relaxed when validated).
+        patterns: Candidate id → simulated PXRD pattern of the final structure.
+        spectra: ``(candidate id, element)`` → simulated XANES.
+        timings: Stage → wall seconds.
+    """
+
+    inputs: SearchInputs
+    settings: SearchSettings
+    enumeration: FormulaEnumeration
+    retrieval: RetrievalResult
+    screen: pd.DataFrame
+    validation: pd.DataFrame
+    ranking: pd.DataFrame
+    candidates: dict[str, Candidate]
+    structures: dict[str, Structure]
+    patterns: dict[str, PXRDPattern]
+    spectra: dict[tuple[str, str], XANESSpectrum]
+    timings: dict[str, float]
+
+    @property
+    def top(self) -> pd.Series | None:
+        """The best-ranked answer (None when no template matched)."""
+        return None if self.ranking.empty else self.ranking.iloc[0]
+
+    def summary(self) -> pd.DataFrame:
+        """Counts per stage and wall times (for notebooks)."""
+        return pd.DataFrame([
+            {"stage": "formulas", "count": len(self.enumeration),
+             "seconds": self.timings.get("formulas", math.nan)},
+            {"stage": "templates", "count": len(self.retrieval),
+             "seconds": self.timings.get("templates", math.nan)},
+            {"stage": "screen", "count": len(self.screen),
+             "seconds": self.timings.get("screen", math.nan)},
+            {"stage": "validation", "count": len(self.validation),
+             "seconds": self.timings.get("validation", math.nan)},
+        ])
+
+
+def _clean_inputs(elements: Sequence[str], oxidation_states: Mapping[str, Any] | None,
+                  coordination_numbers: Mapping[str, int] | None,
+                  xanes: Mapping[str, XANESSpectrum] | None) -> tuple[
+                      tuple[str, ...], dict[str, Any], dict[str, int], dict[str, XANESSpectrum]]:
+    symbols = tuple(normalize_symbol(e) for e in elements)
+    ox = {normalize_symbol(k): v for k, v in (oxidation_states or {}).items()}
+    cns = {normalize_symbol(k): int(v) for k, v in (coordination_numbers or {}).items()
+           if v is not None}
+    spectra = {normalize_symbol(k): v for k, v in (xanes or {}).items()}
+    for name, keys in (("coordination numbers", cns), ("XANES spectra", spectra)):
+        unknown = set(keys) - set(symbols)
+        if unknown:
+            raise ConfigurationError(f"{name} given for {' '.join(sorted(unknown))}, not "
+                                     f"among the elements {' '.join(symbols)}")
+    return symbols, ox, cns, spectra
+
+
+def _build_candidates(retrieval: RetrievalResult, database: TemplateDatabase,
+                      n: int) -> dict[str, Candidate]:
+    out: dict[str, Candidate] = {}
+    built: set[tuple[str, str]] = set()
+    for _, match in retrieval.table.iterrows():
+        if len(out) >= n:
+            break
+        key = (match["formula"], match["template_id"])
+        if key in built:  # the same structure under another oxidation-state assignment
+            continue
+        built.add(key)
+        structure, ratio = substitute(
+            database.structure(match["template_id"]), match["mapping"],
+            target_valences=match["valences"],
+            template_valences=database.valences(match["template_id"]))
+        structure = structure.get_primitive_structure()  # fewer atoms for CHGNet
+        cid = f"c{len(out) + 1:02d}"
+        out[cid] = Candidate(cid, match["formula"], match["template_id"],
+                             match["template_formula"], match["crystal_system"],
+                             match["level"], dict(match["mapping"]), int(match["rank"]),
+                             structure, {"volume_ratio": ratio})
+    return out
+
+
+def _choose(order: Sequence[str], candidates: Mapping[str, Candidate], n: int,
+            diverse: bool) -> list[str]:
+    if not diverse:
+        return list(order[:n])
+    chosen: list[str] = []
+    rounds: dict[str, list[str]] = {}
+    for cid in order:
+        rounds.setdefault(candidates[cid].formula, []).append(cid)
+    depth = 0
+    while len(chosen) < n and any(len(v) > depth for v in rounds.values()):
+        for cids in rounds.values():
+            if len(cids) > depth and len(chosen) < n:
+                chosen.append(cids[depth])
+        depth += 1
+    return chosen
+
+
+def _relax(relaxer: Relaxer, cand: Candidate) -> tuple[Structure, bool, str]:
+    from specfusion_lib.data.demo_pool import assess_relaxation
+
+    try:
+        outcome = relaxer(cand.structure)
+    except Exception as exc:  # noqa: BLE001 - any simulator failure is recorded, not fatal
+        return cand.structure, False, f"relaxation failed: {type(exc).__name__}: {exc}"[:300]
+    final = outcome.structure.copy()
+    final.remove_oxidation_states()
+    for key in list(final.site_properties):
+        final.remove_site_property(key)
+    reason, _ = assess_relaxation(cand.structure, final, outcome.energy / len(final))
+    notes = []
+    if not outcome.converged:
+        notes.append(f"not converged in {outcome.n_steps} steps")
+    if reason:
+        notes.append(reason)
+    return final, True, "; ".join(notes)
+
+
+def infer_structure(
+    elements: Sequence[str],
+    oxidation_states: Mapping[str, Any] | None,
+    coordination_numbers: Mapping[str, int] | None,
+    crystal_system_probabilities: Mapping[str, float] | str,
+    database: TemplateDatabase,
+    *,
+    pxrd: PXRDPattern | None = None,
+    xanes: Mapping[str, XANESSpectrum] | None = None,
+    settings: SearchSettings | None = None,
+    relaxer: Relaxer | None = None,
+    xanes_simulator: XanesSimulator | None = None,
+) -> SearchResult:
+    """Run the whole search (module docstring).
+
+    Args:
+        elements: Every element of the unknown compound.
+        oxidation_states: Element → predicted state (or states); non-TMs default to their
+            common states.
+        coordination_numbers: TM → predicted coordination number.
+        crystal_system_probabilities: Predicted crystal system → probability (or one name).
+        database: Template structures.
+        pxrd: The input PXRD pattern (any grid; converted to the package's grid).
+        xanes: Element → input XANES spectrum.
+        settings: Search settings.
+        relaxer: Structure → ``RelaxOutcome``; default CHGNet
+            (:func:`~specfusion_lib.inference.candidates.chgnet_relaxer_for_search`),
+            created only when needed.
+        xanes_simulator: ``({id: structure}, elements)`` → ``{(id, element): spectrum}``;
+            default :class:`~specfusion_lib.inference.candidates.FeffXanesSimulator`.
+
+    Returns:
+        A :class:`SearchResult`.
+
+    Raises:
+        ElementError: Unknown element symbols.
+        ChargeBalanceError: No charge-balanced formula exists.
+        ConfigurationError: Inconsistent inputs (a CN or spectrum for an element that is not
+            in ``elements``, unknown crystal systems, ...).
+    """
+    s = settings or SearchSettings()
+    symbols, ox, cns, spectra = _clean_inputs(elements, oxidation_states,
+                                              coordination_numbers, xanes)
+    probs = ({crystal_system_probabilities: 1.0} if isinstance(crystal_system_probabilities, str)
+             else {str(k): float(v) for k, v in crystal_system_probabilities.items()})
+    inputs = SearchInputs(symbols, ox, cns, probs, pxrd, spectra)
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    enumeration = enumerate_formulas(symbols, ox, max_count=s.max_count)
+    timings["formulas"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    retrieval = retrieve_templates(enumeration, database, probs, cns, s.retrieval)
+    timings["templates"] = time.perf_counter() - t0
+
+    n_build = max(s.n_screen if pxrd is not None else 0, s.n_validate)
+    t0 = time.perf_counter()
+    candidates = _build_candidates(retrieval, database, n_build)
+    structures = {cid: c.structure for cid, c in candidates.items()}
+    patterns: dict[str, PXRDPattern] = {}
+    screen_rows = []
+    if pxrd is not None and s.n_screen > 0:
+        for cid in list(candidates)[: s.n_screen]:
+            cand = candidates[cid]
+            patterns[cid] = simulate_candidate_pattern(cand.structure)
+            screen_rows.append({
+                "candidate_id": cid, "formula": cand.formula, "template_id": cand.template_id,
+                "template_formula": cand.template_formula,
+                "crystal_system": cand.crystal_system, "level": cand.level,
+                "retrieval_rank": cand.retrieval_rank,
+                "volume_ratio": cand.metadata["volume_ratio"],
+                "r_pxrd_unrelaxed": r_pxrd(pxrd, patterns[cid], smoothing_deg=s.smoothing_deg,
+                                           max_scale=s.max_scale),
+            })
+    screen = pd.DataFrame(screen_rows, columns=[
+        "candidate_id", "formula", "template_id", "template_formula", "crystal_system",
+        "level", "retrieval_rank", "volume_ratio", "r_pxrd_unrelaxed"])
+    if not screen.empty:
+        screen = screen.sort_values(["r_pxrd_unrelaxed", "retrieval_rank"],
+                                    kind="stable").reset_index(drop=True)
+    timings["screen"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    order = screen["candidate_id"].tolist() if not screen.empty else list(candidates)
+    chosen = _choose(order, candidates, s.n_validate, s.diverse_formulas)
+    validation, sim_spectra = _validate(chosen, candidates, structures, patterns, inputs, s,
+                                        relaxer, xanes_simulator)
+    timings["validation"] = time.perf_counter() - t0
+
+    ranking = _rank(retrieval, candidates, screen, validation)
+    return SearchResult(inputs, s, enumeration, retrieval, screen, validation, ranking,
+                        candidates, structures, patterns, sim_spectra, timings)
+
+
+def _validate(chosen: Sequence[str], candidates: Mapping[str, Candidate],
+              structures: dict[str, Structure], patterns: dict[str, PXRDPattern],
+              inputs: SearchInputs, s: SearchSettings, relaxer: Relaxer | None,
+              xanes_simulator: XanesSimulator | None,
+              ) -> tuple[pd.DataFrame, dict[tuple[str, str], XANESSpectrum]]:
+    xanes_elements = [el for el in inputs.elements if el in inputs.xanes]
+    columns = ["candidate_id", "formula", "template_formula", "crystal_system",
+               "crystal_system_relaxed", "relaxed", "relax_note", "r_pxrd", "pxrd_similarity",
+               "pxrd_scale", "xanes_similarity", *[f"xanes_{el}" for el in xanes_elements],
+               "xanes_note", "validation_score"]
+    if not chosen:
+        return pd.DataFrame(columns=columns), {}
+    rows: dict[str, dict[str, Any]] = {}
+    if s.relax and relaxer is None:
+        from specfusion_lib.inference.candidates import chgnet_relaxer_for_search
+
+        relaxer = chgnet_relaxer_for_search()
+    for cid in tqdm(chosen, desc="relaxing candidates", disable=not s.progress):
+        cand = candidates[cid]
+        if s.relax:
+            final, relaxed, note = _relax(relaxer, cand)  # type: ignore[arg-type]
+        else:
+            final, relaxed, note = cand.structure, False, "not relaxed (relax=False)"
+        structures[cid] = final
+        patterns[cid] = simulate_candidate_pattern(final)
+        try:
+            system_relaxed = crystal_system(final)
+        except SpecfusionError as exc:
+            system_relaxed = f"unknown ({exc})"
+        row: dict[str, Any] = {
+            "candidate_id": cid, "formula": cand.formula,
+            "template_formula": cand.template_formula, "crystal_system": cand.crystal_system,
+            "crystal_system_relaxed": system_relaxed, "relaxed": relaxed, "relax_note": note,
+            "r_pxrd": math.nan, "pxrd_similarity": math.nan, "pxrd_scale": math.nan,
+            "xanes_similarity": math.nan,
+            "xanes_note": "",
+        }
+        if inputs.pxrd is not None:
+            agreement = pxrd_agreement(inputs.pxrd, patterns[cid], smoothing_deg=s.smoothing_deg,
+                                       max_scale=s.max_scale)
+            row["r_pxrd"] = agreement.r_pxrd
+            row["pxrd_similarity"] = agreement.similarity
+            row["pxrd_scale"] = agreement.scale
+        rows[cid] = row
+    sim_spectra: dict[tuple[str, str], XANESSpectrum] = {}
+    if xanes_elements and s.simulate_xanes:
+        if xanes_simulator is None:
+            from specfusion_lib.inference.candidates import FeffXanesSimulator
+
+            xanes_simulator = FeffXanesSimulator(progress=s.progress)
+        sim_spectra = dict(xanes_simulator({cid: structures[cid] for cid in chosen},
+                                           xanes_elements))
+        failures = getattr(xanes_simulator, "failures_", {})
+        for cid in chosen:
+            values, notes = [], []
+            for el in xanes_elements:
+                sim = sim_spectra.get((cid, el))
+                if sim is None:
+                    notes.append(f"{el}: {failures.get((cid, el), 'no simulated spectrum')}")
+                    continue
+                try:
+                    value = xanes_similarity(inputs.xanes[el], sim)
+                except SpecfusionError as exc:
+                    notes.append(f"{el}: {exc}")
+                    continue
+                rows[cid][f"xanes_{el}"] = value
+                values.append(value)
+            rows[cid]["xanes_similarity"] = float(np.mean(values)) if values else math.nan
+            rows[cid]["xanes_note"] = "; ".join(notes)[:300]
+    elif xanes_elements:
+        for cid in chosen:
+            rows[cid]["xanes_note"] = "XANES not simulated (simulate_xanes=False)"
+    for row in rows.values():
+        row["validation_score"] = validation_score(row["r_pxrd"], row["xanes_similarity"])
+    table = pd.DataFrame(list(rows.values()), columns=columns)
+    table = table.sort_values(["validation_score"], kind="stable", na_position="last")
+    return table.reset_index(drop=True), sim_spectra
+
+
+def _rank(retrieval: RetrievalResult, candidates: Mapping[str, Candidate],
+          screen: pd.DataFrame, validation: pd.DataFrame) -> pd.DataFrame:
+    by_rank = {c.retrieval_rank: cid for cid, c in candidates.items()}
+    rows: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    val = validation.set_index("candidate_id") if not validation.empty else None
+    scr = screen.set_index("candidate_id") if not screen.empty else None
+
+    def add(stage: str, rank: int, cid: str | None) -> None:
+        match = retrieval.table.iloc[rank - 1]
+        row = {"stage": stage, "candidate_id": cid or "", "formula": match["formula"],
+               "crystal_system": match["crystal_system"],
+               "template_id": match["template_id"],
+               "template_formula": match["template_formula"], "level": match["level"],
+               "retrieval_rank": rank, "r_pxrd": math.nan, "xanes_similarity": math.nan,
+               "validation_score": math.nan}
+        if cid is not None and val is not None and cid in val.index:
+            row.update({k: val.at[cid, k] for k in ("r_pxrd", "xanes_similarity",
+                                                   "validation_score")})
+        elif cid is not None and scr is not None and cid in scr.index:
+            row["r_pxrd"] = scr.at[cid, "r_pxrd_unrelaxed"]
+        rows.append(row)
+        seen.add(rank)
+
+    for cid in validation["candidate_id"] if not validation.empty else []:
+        add("validated", candidates[cid].retrieval_rank, cid)
+    for cid in screen["candidate_id"] if not screen.empty else []:
+        if candidates[cid].retrieval_rank not in seen:
+            add("screened", candidates[cid].retrieval_rank, cid)
+    for rank in retrieval.table["rank"]:
+        if int(rank) not in seen:
+            add("retrieved", int(rank), by_rank.get(int(rank)))
+    table = pd.DataFrame(rows, columns=[
+        "stage", "candidate_id", "formula", "crystal_system", "template_id",
+        "template_formula", "level", "retrieval_rank", "r_pxrd", "xanes_similarity",
+        "validation_score"])
+    table.insert(0, "final_rank", np.arange(1, len(table) + 1))
+    return table
+
+
+def write_candidates(result: SearchResult, out_dir: str | os.PathLike[str], *,
+                     n: int | None = None) -> Path:
+    """Write the ranked candidates as CIF files and the tables as CSV (each file atomically).
+
+    Files: ``rank01_<formula>_<candidate>.cif`` … (candidates that have a structure, in final
+    order), ``formulas.csv``, ``templates.csv``, ``screen.csv``, ``validation.csv`` and, last,
+    ``summary.csv`` (the ranking with the CIF file of each row).
+
+    Args:
+        result: A search result.
+        out_dir: Output folder (created).
+        n: Write at most this many CIF files (default: every candidate with a structure).
+
+    Returns:
+        The path of ``summary.csv``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ranking = result.ranking.copy()
+    files = []
+    written = 0
+    for _, row in ranking.iterrows():
+        cid = row["candidate_id"]
+        if not cid or cid not in result.structures or (n is not None and written >= n):
+            files.append("")
+            continue
+        name = f"rank{int(row['final_rank']):02d}_{row['formula']}_{cid}.cif"
+        name = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
+        atomic_write_text(out / name, str(CifWriter(result.structures[cid])))
+        files.append(name)
+        written += 1
+    ranking["cif"] = files
+    formulas = result.enumeration.table.drop(columns=["assignment_ids"])
+    atomic_write_text(out / "formulas.csv", formulas.to_csv(index=False))
+    templates = result.retrieval.table.assign(
+        mapping=[" ".join(f"{k}<-{v}" for k, v in m.items())
+                 for m in result.retrieval.table["mapping"]])
+    atomic_write_text(out / "templates.csv", templates.to_csv(index=False))
+    atomic_write_text(out / "screen.csv", result.screen.to_csv(index=False))
+    atomic_write_text(out / "validation.csv", result.validation.to_csv(index=False))
+    return atomic_write_text(out / "summary.csv", ranking.to_csv(index=False))
+
