@@ -159,12 +159,19 @@ def plot_top_formulas(counts: pd.Series, title: str = "") -> Figure:
     return fig
 
 
-def _not_available(ax: plt.Axes, title: str) -> None:
-    ax.text(0.5, 0.5, NOT_AVAILABLE, ha="center", va="center", transform=ax.transAxes,
-            color="0.4", fontsize=8, style="italic")
-    ax.set_title(title)
+def message_panel(ax: plt.Axes, text: str = NOT_AVAILABLE, title: str = "",
+                  title_size: float | None = None) -> None:
+    """Turn ``ax`` into a panel that only says ``text`` (e.g. why a figure has no data)."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4",
+            fontsize=8, style="italic", wrap=True)
+    if title:
+        ax.set_title(title, fontsize=title_size)
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def _not_available(ax: plt.Axes, title: str) -> None:
+    message_panel(ax, NOT_AVAILABLE, title)
 
 
 def plot_classification_distributions(labels: Mapping[str, tuple[str, Sequence[str],

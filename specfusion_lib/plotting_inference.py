@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from specfusion_lib.errors import SpecfusionError
 from specfusion_lib.labels import CRYSTAL_SYSTEMS
-from specfusion_lib.plotting import apply_style
+from specfusion_lib.plotting import apply_style, message_panel
 from specfusion_lib.spectra.pxrd import PXRDPattern
 from specfusion_lib.spectra.xanes import XANESSpectrum, find_e0, normalize_edge_step
 
@@ -42,12 +42,7 @@ def _wrap(lines: Sequence[str], width: int) -> str:
 
 
 def _message(ax: plt.Axes, text: str, title: str = "") -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.35",
-            fontsize=8, style="italic", wrap=True)
-    if title:
-        ax.set_title(title)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    message_panel(ax, text, title)
 
 
 def plot_top1_by_nelements(accuracy: pd.DataFrame, note: str = "",

@@ -25,7 +25,7 @@ from specfusion_lib.evaluation import NOT_AVAILABLE
 from specfusion_lib.interpret.ablation import GROUP_LABELS, SCOPES
 from specfusion_lib.interpret.faithfulness import DeletionCurve
 from specfusion_lib.interpret.gradcam import REGIONS, GradCAMResult, region_caption
-from specfusion_lib.plotting import apply_style
+from specfusion_lib.plotting import apply_style, message_panel
 from specfusion_lib.tasks import TASKS
 
 __all__ = [
@@ -45,11 +45,7 @@ _METRIC_LABELS = {"mae": "MAE", "f1_macro": "macro-F1", "accuracy": "accuracy"}
 
 
 def _message_panel(ax: plt.Axes, title: str, text: str = NOT_AVAILABLE) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4",
-            fontsize=8, style="italic", wrap=True)
-    ax.set_title(title, fontsize=9)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    message_panel(ax, text, title, title_size=9)
 
 
 def _task_title(task: str) -> str:

@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from specfusion_lib.evaluation import NOT_AVAILABLE, PAPER_VALUES
-from specfusion_lib.plotting import apply_style
+from specfusion_lib.plotting import apply_style, message_panel
 
 __all__ = [
     "plot_classification_metrics",
@@ -30,12 +30,7 @@ _OURS, _BASE, _PAPER = "#3b6ea8", "#b8b8b8", "#c2703d"
 
 
 def _not_available_panel(ax: plt.Axes, title: str, detail: str = "") -> None:
-    text = NOT_AVAILABLE + (f"\n{detail}" if detail else "")
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4",
-            fontsize=8, style="italic", wrap=True)
-    ax.set_title(title)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    message_panel(ax, NOT_AVAILABLE + (f"\n{detail}" if detail else ""), title)
 
 
 def plot_classification_metrics(table: pd.DataFrame) -> Figure:

@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from specfusion_lib.labels import CRYSTAL_SYSTEMS
-from specfusion_lib.plotting import apply_style
+from specfusion_lib.plotting import apply_style, message_panel
 
 __all__ = [
     "plot_accuracy_vs_noise",
@@ -32,12 +32,7 @@ _OURS, _BASE, _PAPER, _RF = "#3b6ea8", "#b8b8b8", "#c2703d", "#6a9e5b"
 
 
 def _message(ax: plt.Axes, text: str, title: str = "") -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4",
-            fontsize=8, style="italic", wrap=True)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if title:
-        ax.set_title(title)
+    message_panel(ax, text, title)
 
 
 def plot_class_distribution(counts: pd.DataFrame, title: str = "") -> Figure:

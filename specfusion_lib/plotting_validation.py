@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from specfusion_lib.domain_shift import Overlay
 from specfusion_lib.mixtures import Composite
-from specfusion_lib.plotting import apply_style
+from specfusion_lib.plotting import apply_style, message_panel
 
 __all__ = [
     "plot_composite_predictions",
@@ -33,11 +33,7 @@ _MEAS, _SIM, _SHIFT, _ALIGN = "#222222", "#3b6ea8", "#c2703d", "#5a9e5a"
 
 
 def _message(ax: plt.Axes, text: str, title: str = "") -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4",
-            fontsize=8, style="italic", wrap=True)
-    ax.set_title(title)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    message_panel(ax, text, title)
 
 
 def plot_overlays(overlays: Sequence[Overlay], *, ncols: int = 3,
