@@ -567,6 +567,21 @@ def _metrics_from_frame(kind: str, frame: pd.DataFrame) -> dict[str, float]:
                                   frame["y_pred"].to_numpy(dtype=str))
 
 
+def _resolve_split(n: int, prof: Profile, seed: int,
+                   split: Sequence[Sequence[int]] | None) -> tuple[np.ndarray, ...]:
+    """``(train, val, test)`` row indices: ``split`` as given, else :func:`split_indices`.
+
+    Raises:
+        ConfigurationError: If the training or validation part is empty.
+    """
+    if split is None:
+        split = split_indices(n, prof.split, seed)
+    train_idx, val_idx, test_idx = (np.asarray(s, dtype=np.int64) for s in split)
+    if len(train_idx) == 0 or len(val_idx) == 0:
+        raise ConfigurationError("the training and validation parts must not be empty")
+    return train_idx, val_idx, test_idx
+
+
 def train_model(
     data: TaskData,
     profile: Profile | str = "quick",
@@ -610,11 +625,7 @@ def train_model(
     prof = get_profile(profile) if isinstance(profile, str) else profile
     spec = data.spec
     dev = _resolve_device(device, prof)
-    if split is None:
-        split = split_indices(len(data), prof.split, seed)
-    train_idx, val_idx, test_idx = (np.asarray(s, dtype=np.int64) for s in split)
-    if len(train_idx) == 0 or len(val_idx) == 0:
-        raise ConfigurationError("the training and validation parts must not be empty")
+    train_idx, val_idx, test_idx = _resolve_split(len(data), prof, seed, split)
     epochs = int(prof.max_epochs if max_epochs is None else max_epochs)
 
     torch.manual_seed(seed)

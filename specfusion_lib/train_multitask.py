@@ -92,13 +92,13 @@ from specfusion_lib.train import (
     _n_targets,
     _profile_meta,
     _resolve_device,
+    _resolve_split,
     _snapshot_metadata,
     _test_frame,
     baseline_metrics,
     check_features_match,
     fit_descriptor_normalization,
     save_checkpoint,
-    split_indices,
 )
 
 __all__ = [
@@ -603,11 +603,7 @@ def train_multitask(
     dev = _resolve_device(device, prof)
     tasks = data.tasks
     weights = _weights(tasks, task_weights)
-    if split is None:
-        split = split_indices(len(data), prof.split, seed)
-    train_idx, val_idx, test_idx = (np.asarray(s, dtype=np.int64) for s in split)
-    if len(train_idx) == 0 or len(val_idx) == 0:
-        raise ConfigurationError("the training and validation parts must not be empty")
+    train_idx, val_idx, test_idx = _resolve_split(len(data), prof, seed, split)
     epochs = int(prof.max_epochs if max_epochs is None else max_epochs)
 
     torch.manual_seed(seed)
