@@ -23,7 +23,17 @@ SMALL = {"model_kwargs": {"d_model": 32, "conv_channels": (8, 16), "element_hidd
 
 @pytest.fixture(scope="module")
 def features(fixture_snapshot):
-    return ev.paired_features(fixture_snapshot)
+    # every fixture compound, so that the tables below have enough labelled materials
+    return ev.paired_features(fixture_snapshot, complete_only=False)
+
+
+def test_paired_features_keep_compounds_with_every_element_spectrum(fixture_snapshot) -> None:
+    tm, everything = ev.paired_features(fixture_snapshot)
+    assert list(tm.material_ids) == list(everything.material_ids) and len(tm.material_ids) > 0
+    assert (everything.spectrum_mask == everything.element_mask).all()
+    loose = ev.paired_features(fixture_snapshot, complete_only=False)[1]
+    assert len(loose.material_ids) > len(everything.material_ids)
+    assert not (loose.spectrum_mask == loose.element_mask).all()
 
 
 @pytest.fixture(scope="module")
