@@ -19,7 +19,8 @@ Method (:func:`compare_modalities`), per seed of the profile:
 4. **XANES + PXRD**: :class:`~specfusion_lib.models.crystal_system.FusedCrystalSystemNet`,
    the PXRD embedding concatenated with SpecFusionNet's pooled compound embedding, trained
    jointly end to end with the same protocol, the same per-epoch pattern augmentation and the
-   same validation / test patterns as the PXRD-only model (checkpoint
+   same validation / test patterns (and the same augmented copies per epoch,
+   :func:`specfusion_lib.crystal_system.epoch_copies`) as the PXRD-only model (checkpoint
    ``pxrd-xanes-crystal-system-fig-s21-seed<N>.pt``). Feature-level fusion is what the paper
    compares (a late fusion of the two models' probabilities could not fall below the better
    model in the way the paper reports).
@@ -50,9 +51,11 @@ from specfusion_lib.crystal_system import (
     CrystalSystemData,
     _logits,
     _test_frame,
+    _training_meta,
     crystal_system_data,
     fit_classifier,
     train_crystal_system_model,
+    training_rows,
 )
 from specfusion_lib.errors import ConfigurationError, InputFileError
 from specfusion_lib.evaluation import PaperValue
@@ -253,7 +256,8 @@ def train_fused_model(
                 and meta.get("snapshot", {}).get("id") == getattr(snapshot, "snapshot_id", None)
                 and meta.get("seed") == int(seed) and meta.get("split") == split_ids
                 and meta.get("profile") == _jsonable(_profile_meta(profile, epochs))
-                and meta.get("hparams") == _jsonable(model.hparams))
+                and meta.get("hparams") == _jsonable(model.hparams)
+                and meta.get("training_patterns") == _training_meta(train_idx, profile))
         if same:
             out = _logits(loaded, inputs(test_patterns, test_idx), torch.device("cpu"))
             frame = _test_frame(data, test_idx, torch.softmax(out, 1).numpy())
@@ -264,12 +268,14 @@ def train_fused_model(
     mean, std = fit_descriptor_normalization(features.subset(train_idx))
     model.set_descriptor_normalization(mean, std)
 
+    rows = training_rows(train_idx, profile)
+
     def epoch_inputs(epoch: int) -> list[torch.Tensor]:
         rng = np.random.default_rng([int(seed), _STREAM_TRAIN, epoch])
-        return inputs(data.sticks.render(train_idx, rng, TRAINING_CONDITIONS), train_idx)
+        return inputs(data.sticks.render(rows, rng, TRAINING_CONDITIONS), rows)
 
     dev = _resolve_device(device, profile)
-    fit = fit_classifier(model, epoch_inputs, torch.as_tensor(data.y[train_idx]),
+    fit = fit_classifier(model, epoch_inputs, torch.as_tensor(data.y[rows]),
                          inputs(val_patterns, val_idx), torch.as_tensor(data.y[val_idx]),
                          profile, int(seed), max_epochs=epochs, device=dev, progress=progress,
                          desc=f"XANES+PXRD seed {seed}")
@@ -285,6 +291,7 @@ def train_fused_model(
             "task": {"name": "crystal_system", "kind": "classification", "level": "material",
                      "unit": "", "class_names": list(CRYSTAL_SYSTEMS), "input": "xanes+pxrd"},
             "seed": int(seed), "profile": _profile_meta(profile, epochs), "split": split_ids,
+            "training_patterns": _training_meta(train_idx, profile),
             "normalization": {"descriptor_names": list(features.descriptor_names),
                               "descriptor_mean": mean, "descriptor_std": std},
             "metrics": metrics, "baseline": baseline, "history": fit.history,

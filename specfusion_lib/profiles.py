@@ -32,6 +32,10 @@ class Profile:
         split: Train / validation / test fractions.
         learning_rate: Adam learning rate.
         batch_size: Mini-batch size.
+        min_patterns_per_epoch: PXRD models only: when the training part is smaller, each
+            epoch draws several freshly augmented copies of every training pattern (see
+            :func:`specfusion_lib.crystal_system.epoch_copies`), so that a small snapshot still
+            gets enough optimiser steps per epoch for early stopping to judge; 0 turns it off.
     """
 
     name: str
@@ -42,13 +46,15 @@ class Profile:
     split: tuple[float, float, float] = (0.70, 0.15, 0.15)
     learning_rate: float = 1e-3
     batch_size: int = 64
+    min_patterns_per_epoch: int = 0
 
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", seeds=(0,), max_epochs=2, patience=2, max_materials=64),
-    "quick": Profile("quick", seeds=(0,), max_epochs=40, patience=10, max_materials=None),
+    "quick": Profile("quick", seeds=(0,), max_epochs=40, patience=10, max_materials=None,
+                     min_patterns_per_epoch=1024),
     "paper": Profile("paper", seeds=(0, 1, 2, 3, 4), max_epochs=300, patience=20,
-                     max_materials=None),
+                     max_materials=None, min_patterns_per_epoch=1024),
 }
 
 

@@ -43,7 +43,6 @@ multi-seed run resumes without redoing finished seeds.
 
 from __future__ import annotations
 
-import copy
 import datetime as _dt
 import hashlib
 import json
@@ -65,6 +64,7 @@ from tqdm.auto import tqdm
 
 from specfusion_lib import __version__
 from specfusion_lib.atomic import atomic_write, atomic_write_text
+from specfusion_lib.early_stopping import EarlyStopping
 from specfusion_lib.errors import ConfigurationError, InputFileError
 from specfusion_lib.features import (
     IGNORE_INDEX,
@@ -662,8 +662,8 @@ def train_model(
     batch = int(prof.batch_size)
 
     history: list[dict[str, float]] = []
-    best_loss, best_epoch, best_state = math.inf, 0, copy.deepcopy(model.state_dict())
-    since_best, train_seconds, seen = 0, 0.0, 0
+    stopper = EarlyStopping(model, prof.patience)
+    train_seconds, seen = 0.0, 0
     bar = tqdm(range(1, epochs + 1), desc=f"{spec.name} seed {seed}", disable=not progress,
                leave=False)
     for epoch in bar:
@@ -691,16 +691,11 @@ def train_model(
         history.append({"epoch": epoch, "train_loss": total / max(1, count),
                         "val_loss": val_loss})
         bar.set_postfix(val_loss=f"{val_loss:.4g}")
-        if val_loss < best_loss:
-            best_loss, best_epoch, since_best = val_loss, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            since_best += 1
-            if since_best >= prof.patience:
-                break
+        if stopper.step(epoch, val_loss, model):
+            break
     bar.close()
-    model.load_state_dict(best_state)
-    model.eval()
+    stopper.restore(model)
+    best_epoch = stopper.best_epoch
 
     test_out = _raw_outputs(model, inputs, test_idx, 256)
     frame = _test_frame(data, test_idx, test_out, target_stats)

@@ -54,7 +54,6 @@ physical units / class probabilities.
 
 from __future__ import annotations
 
-import copy
 import datetime as _dt
 import math
 import os
@@ -69,6 +68,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from specfusion_lib.early_stopping import EarlyStopping
 from specfusion_lib.errors import ConfigurationError
 from specfusion_lib.features import (
     IGNORE_INDEX,
@@ -633,8 +633,8 @@ def train_multitask(
     batch = int(prof.batch_size)
 
     history: list[dict[str, float]] = []
-    best_loss, best_epoch, best_state = math.inf, 0, copy.deepcopy(model.state_dict())
-    since_best, train_seconds, seen = 0, 0.0, 0
+    stopper = EarlyStopping(model, prof.patience)
+    train_seconds, seen = 0.0, 0
     bar = tqdm(range(1, epochs + 1), desc=f"multi-task ({len(tasks)}) seed {seed}",
                disable=not progress, leave=False)
     for epoch in bar:
@@ -672,16 +672,11 @@ def train_multitask(
         entry.update({f"val_loss:{t}": v for t, v in val_by_task.items()})
         history.append(entry)
         bar.set_postfix(val_loss=f"{val_loss:.4g}")
-        if val_loss < best_loss:
-            best_loss, best_epoch, since_best = val_loss, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            since_best += 1
-            if since_best >= prof.patience:
-                break
+        if stopper.step(epoch, val_loss, model):
+            break
     bar.close()
-    model.load_state_dict(best_state)
-    model.eval()
+    stopper.restore(model)
+    best_epoch = stopper.best_epoch
 
     test_out = _raw_outputs(model, inputs, test_idx)
     metrics, baseline, frames = {}, {}, {}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 from functools import cache
 from pathlib import Path
 
@@ -338,3 +340,36 @@ def test_cpu_threads_is_restored() -> None:
     assert torch.get_num_threads() == before
     with cs.cpu_threads(None):
         assert torch.get_num_threads() == before
+
+
+def test_epoch_copies() -> None:
+    assert cs.epoch_copies(225, 1024) == 5
+    assert cs.epoch_copies(656, 1024) == 2
+    assert cs.epoch_copies(1024, 1024) == 1
+    assert cs.epoch_copies(30_000, 1024) == 1
+    assert cs.epoch_copies(7, 0) == 1
+    assert cs.epoch_copies(0, 1024) == 1
+
+
+def test_small_training_part_draws_independent_augmented_copies(fixture_snapshot,
+                                                                 tmp_path: Path) -> None:
+    prof = dataclasses.replace(TINY, max_epochs=1, patience=1, min_patterns_per_epoch=40)
+    run = cs.train_crystal_system_model(fixture_snapshot, prof, seed=0, checkpoint_dir=tmp_path)
+    train_idx = run.split_indices[0]
+    copies = math.ceil(40 / len(train_idx))
+    assert copies > 1
+    assert run.metadata["training_patterns"] == {"min_patterns_per_epoch": 40,
+                                                 "copies_per_epoch": copies}
+    seen = run.samples_per_second * run.train_seconds
+    assert seen == pytest.approx(copies * len(train_idx), rel=1e-6)
+    rows = cs.training_rows(train_idx, prof)
+    assert len(rows) == copies * len(train_idx)
+    patterns = run.data.sticks.render(rows, np.random.default_rng(0), TRAINING_CONDITIONS)
+    first, second = patterns[0], patterns[len(train_idx)]  # same material, two copies
+    assert rows[0] == rows[len(train_idx)]
+    assert not np.allclose(first, second)
+    # a checkpoint trained with other copies per epoch is not reused
+    again = cs.train_crystal_system_model(fixture_snapshot, dataclasses.replace(
+        prof, min_patterns_per_epoch=0), seed=0, checkpoint_dir=tmp_path)
+    assert not again.resumed
+    assert again.metadata["training_patterns"]["copies_per_epoch"] == 1
