@@ -16,7 +16,15 @@ the demo pool ``--pool``, CHGNet-relaxed; K edge of the first transition metal) 
    :func:`specfusion_lib.spectra.xanes.preprocess_xanes` (max-derivative E0, edge-step
    normalisation, 200 points on E0 - 10 ... E0 + 46 eV) and aligned with
    :func:`~specfusion_lib.spectra.xanes.align_by_correlation`; it prints the Pearson
-   correlation at zero shift (E0 alignment only) and after the best shift.
+   correlation at zero shift (E0 alignment only) and after the best shift;
+4. unless ``--no-measured``, compares the fast preset with measured spectra: every record of
+   ``experiment.csv`` (:func:`specfusion_lib.data.measured.read_measured_xanes`) is matched to
+   a compound of the snapshot ``--snapshot`` (default the committed demo, whose spectra are the
+   fast preset; :func:`specfusion_lib.validation.match_measured`) and the two spectra are
+   compared by :func:`specfusion_lib.domain_shift.spectral_agreement`: Pearson r with each
+   spectrum on its own E0 (what the models see), after the best shift of the simulated window
+   (E0 alignment by correlation, within 15 eV) and, in addition, with the simulated μ(E)
+   Gaussian-broadened to the FWHM that fits best.
 
 Per-spectrum times are the FEFF wall times stored in the cache with each spectrum, so they
 describe the machine and load at the time the spectrum was computed (the load average is
@@ -28,6 +36,7 @@ Usage::
 
     python benchmarks/feff.py [--n 4] [--paper [--paper-n 1]] [--workers 2] [--pool DIR]
                               [--cache DIR] [--scheduler tcp://host:8786]
+                              [--snapshot data/demo | --no-measured]
 """
 
 from __future__ import annotations
@@ -58,6 +67,7 @@ from specfusion_lib.spectra.xanes import XANESSpectrum, align_by_correlation, pr
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE = ROOT / "data" / "benchmark_cache" / "feff"
 DEFAULT_POOL = ROOT / "data" / "demo_build" / "pool"
+DEFAULT_SNAPSHOT = ROOT / "data" / "demo"
 
 
 def _oxides() -> dict[str, tuple[Structure, str]]:
@@ -201,6 +211,47 @@ def _correlations(structures: dict, elements: dict, cache: SpectrumCache) -> Non
               f"median {statistics.median(rs):.3f} max {max(rs):.3f}")
 
 
+def _measured_agreement(snapshot_dir: Path) -> None:
+    """Fast-preset spectra of the snapshot against the measured spectra of experiment.csv."""
+    from specfusion_lib.data.measured import read_measured_xanes
+    from specfusion_lib.data.snapshot import load_snapshot
+    from specfusion_lib.domain_shift import spectral_agreement
+    from specfusion_lib.validation import match_measured
+
+    snapshot = load_snapshot(snapshot_dir)
+    preset = snapshot.manifest.get("simulation", {}).get("preset", "?")
+    records = read_measured_xanes()
+    matches = match_measured(records, snapshot)
+    print(f"# simulated ({snapshot_dir.name}, preset {preset}) vs measured (experiment.csv): "
+          "Pearson r on the preprocessed spectra (200 points, E0-10..E0+46 eV)")
+    print(f"{'record':24s} {'formula':8s} {'entry':18s} {'r(E0)':>7s} {'shift':>6s} "
+          f"{'r(aligned)':>10s} {'FWHM':>5s} {'r(broad.)':>9s}")
+    r0s, ras, rbs, missing = [], [], [], []
+    for rec in records:
+        match = matches[rec.key]
+        if match.simulated is None:
+            missing.append(f"{rec.formula} {rec.element}")
+            continue
+        try:
+            agr = spectral_agreement(rec.spectrum, match.simulated)
+        except SpecfusionError as exc:
+            print(f"{rec.key:24s} {rec.formula:8s} cannot compare: {exc}")
+            continue
+        r0s.append(agr.pearson_e0)
+        ras.append(agr.pearson_aligned)
+        rbs.append(agr.pearson_broadened)
+        print(f"{rec.key:24s} {rec.formula:8s} {match.material_id:18s} {agr.pearson_e0:7.3f} "
+              f"{agr.shift_ev:+6.1f} {agr.pearson_aligned:10.3f} {agr.best_fwhm_ev:5.1f} "
+              f"{agr.pearson_broadened:9.3f}")
+    if r0s:
+        print(f"# {len(r0s)} measured spectra compared; median r: own E0 "
+              f"{statistics.median(r0s):.3f}, aligned {statistics.median(ras):.3f}, aligned + "
+              f"broadened {statistics.median(rbs):.3f}")
+    if missing:
+        print(f"# no simulated spectrum in the snapshot for {len(missing)} record(s): "
+              + ", ".join(missing))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=4,
@@ -217,6 +268,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None,
                         help="process-pool workers (default: all cores)")
     parser.add_argument("--scheduler", default=None, help="dask scheduler address")
+    parser.add_argument("--snapshot", type=Path, default=DEFAULT_SNAPSHOT,
+                        help="snapshot whose simulated spectra are compared with measured ones")
+    parser.add_argument("--no-measured", action="store_true",
+                        help="skip the comparison with the measured spectra")
     args = parser.parse_args()
 
     cache = SpectrumCache(args.cache)
@@ -241,6 +296,8 @@ def main() -> None:
     _throughput("paper", paper_jobs, cache, paper_report)
 
     _correlations(structures, elements, cache)
+    if not args.no_measured:
+        _measured_agreement(args.snapshot)
     print(f"# total wall time {time.perf_counter() - t0:.0f} s")
 
 
