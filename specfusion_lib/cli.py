@@ -65,7 +65,8 @@ def _cmd_build_demo(args: argparse.Namespace) -> int:
     path = build_demo_snapshot(
         args.out, build_dir=args.build_dir, executor=args.executor, workers=args.workers,
         scheduler_address=args.scheduler, simulate=not args.assemble_only,
-        max_materials=args.max_materials)
+        max_materials=args.max_materials,
+        **({} if args.xanes_count is None else {"xanes_count": args.xanes_count}))
     print(f"wrote demo snapshot {path}")
     return 0
 
@@ -188,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--scheduler", default=None,
                       help="Dask scheduler address (tcp://host:8786) to run FEFF on a cluster")
     demo.add_argument("--max-materials", type=int, default=None)
+    demo.add_argument("--xanes-count", type=int, default=None,
+                      help="pool compounds whose TM K edges are simulated (default 1600; the "
+                           "rest of the pool enters the snapshot for PXRD only)")
     demo.add_argument("--assemble-only", action="store_true",
                       help="write the snapshot from the cache without running FEFF")
     demo.set_defaults(func=_cmd_build_demo)

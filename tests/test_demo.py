@@ -11,6 +11,7 @@ from specfusion_lib.data.demo import (
     build_demo_snapshot,
     plan_demo_spectra,
     select_all_element_subset,
+    select_xanes_subset,
 )
 from specfusion_lib.data.snapshot import load_snapshot
 from specfusion_lib.errors import SnapshotError
@@ -88,3 +89,28 @@ def test_all_element_subset_is_stable_when_the_pool_grows(pool_dir) -> None:
     assert select_all_element_subset(entries, all_element_count=3) == named  # named first
     plan = plan_demo_spectra(entries, all_element_ids=[entries[0].candidate_id])
     assert len(plan[entries[0].candidate_id]) == 2  # every element of the chosen compound
+
+
+def test_xanes_subset_limits_the_plan_and_keeps_earlier_choices(pool_dir) -> None:
+    entries = dp.load_pool(pool_dir / "pool")
+    ids = [e.candidate_id for e in entries]
+    one = select_xanes_subset(entries, xanes_count=1, all_element_ids=[ids[2]])
+    assert len(one) == 1
+    plan = plan_demo_spectra(entries, all_element_ids=[], xanes_ids=one)
+    assert list(plan) == one  # compounds outside the subset get no spectra (PXRD only)
+    # the all-element subset is always simulated, and an earlier choice is kept
+    plan = plan_demo_spectra(entries, all_element_ids=[ids[2]], xanes_ids=one)
+    assert set(plan) == {one[0], ids[2]} and len(plan[ids[2]]) == 2
+    grown = select_xanes_subset(entries, xanes_count=2, frozen=one)
+    assert grown[0] == one[0] and len(grown) == 2
+
+
+def test_manifest_counts_complete_compounds(pool_dir, tmp_path) -> None:
+    out = build_demo_snapshot(tmp_path / "demo", build_dir=pool_dir, executor="serial",
+                              all_element_count=1, xanes_count=2, progress=False,
+                              simulate_fn=fake_site)
+    build = load_snapshot(out).manifest["build"]
+    assert build["pxrd_structures"] == build["pool_structures"] == 3
+    assert build["xanes_subset"] == 2
+    assert build["compounds_with_every_tm_k_edge"] == 2  # the third is PXRD only
+    assert build["compounds_with_every_element_k_edge"] == 1
