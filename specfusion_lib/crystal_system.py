@@ -91,6 +91,7 @@ from specfusion_lib.train import (
     baseline_metrics,
     classification_metrics,
     load,
+    load_matching_checkpoint,
     register_model,
     save_checkpoint,
     split_indices,
@@ -535,21 +536,13 @@ def _maybe_resume(path: Path, snapshot: Any, data: CrystalSystemData, prof: Prof
                   seed: int, epochs: int, hparams: Mapping[str, Any],
                   split_ids: Mapping[str, list[str]], parts: tuple[np.ndarray, ...]
                   ) -> CrystalSystemRun | None:
-    if not path.is_file():
+    found = load_matching_checkpoint(path, snapshot, {
+        "seed": seed, "profile": _profile_meta(prof, epochs), "hparams": dict(hparams),
+        "patterns": _pattern_meta(data), "training_patterns": _training_meta(parts[0], prof),
+        "split": dict(split_ids)})
+    if found is None:
         return None
-    try:
-        model, meta = load(path)
-    except InputFileError:
-        return None
-    same = (meta.get("snapshot", {}).get("id") == getattr(snapshot, "snapshot_id", None)
-            and meta.get("seed") == seed
-            and meta.get("profile") == _jsonable(_profile_meta(prof, epochs))
-            and meta.get("hparams") == _jsonable(dict(hparams))
-            and meta.get("patterns") == _jsonable(_pattern_meta(data))
-            and meta.get("training_patterns") == _training_meta(parts[0], prof)
-            and meta.get("split") == _jsonable(dict(split_ids)))
-    if not same:
-        return None
+    model, meta = found
     test_patterns = data.measured_patterns(parts[2], seed, _STREAM_TEST)
     frame = _test_frame(data, parts[2], _probabilities(model, test_patterns))
     return CrystalSystemRun(

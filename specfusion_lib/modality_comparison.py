@@ -57,7 +57,7 @@ from specfusion_lib.crystal_system import (
     train_crystal_system_model,
     training_rows,
 )
-from specfusion_lib.errors import ConfigurationError, InputFileError
+from specfusion_lib.errors import ConfigurationError
 from specfusion_lib.evaluation import PaperValue
 from specfusion_lib.features import FeatureSet, TaskNotAvailableError, build_features
 from specfusion_lib.labels import CRYSTAL_SYSTEMS
@@ -65,14 +65,13 @@ from specfusion_lib.models.crystal_system import FusedCrystalSystemNet
 from specfusion_lib.profiles import Profile, get_profile
 from specfusion_lib.pxrd_dataset import TRAINING_CONDITIONS
 from specfusion_lib.train import (
-    _jsonable,
     _profile_meta,
     _resolve_device,
     _snapshot_metadata,
     baseline_metrics,
     classification_metrics,
     fit_descriptor_normalization,
-    load,
+    load_matching_checkpoint,
     register_model,
     save_checkpoint,
     train_task,
@@ -247,23 +246,15 @@ def train_fused_model(
         rows = torch.as_tensor(idx, dtype=torch.long)
         return [torch.from_numpy(patterns), *(t[rows] for t in xanes)]
 
-    if path is not None and resume and path.is_file():
-        try:
-            loaded, meta = load(path)
-        except InputFileError:
-            loaded, meta = None, {}
-        same = (loaded is not None
-                and meta.get("snapshot", {}).get("id") == getattr(snapshot, "snapshot_id", None)
-                and meta.get("seed") == int(seed) and meta.get("split") == split_ids
-                and meta.get("profile") == _jsonable(_profile_meta(profile, epochs))
-                and meta.get("hparams") == _jsonable(model.hparams)
-                and meta.get("training_patterns") == _training_meta(train_idx, profile))
-        if same:
-            out = _logits(loaded, inputs(test_patterns, test_idx), torch.device("cpu"))
-            frame = _test_frame(data, test_idx, torch.softmax(out, 1).numpy())
-            return ModalityRun("XANES + PXRD", int(seed), meta["metrics"], meta["baseline"],
-                               frame, len(train_idx), len(val_idx), meta["epochs_run"], path,
-                               True)
+    found = None if path is None or not resume else load_matching_checkpoint(path, snapshot, {
+        "seed": int(seed), "split": split_ids, "profile": _profile_meta(profile, epochs),
+        "hparams": model.hparams, "training_patterns": _training_meta(train_idx, profile)})
+    if found is not None:
+        loaded, meta = found
+        out = _logits(loaded, inputs(test_patterns, test_idx), torch.device("cpu"))
+        frame = _test_frame(data, test_idx, torch.softmax(out, 1).numpy())
+        return ModalityRun("XANES + PXRD", int(seed), meta["metrics"], meta["baseline"],
+                           frame, len(train_idx), len(val_idx), meta["epochs_run"], path, True)
 
     mean, std = fit_descriptor_normalization(features.subset(train_idx))
     model.set_descriptor_normalization(mean, std)

@@ -87,6 +87,7 @@ __all__ = [
     "classification_metrics",
     "fit_descriptor_normalization",
     "load",
+    "load_matching_checkpoint",
     "metadata_path",
     "predict",
     "register_model",
@@ -758,23 +759,53 @@ def _checkpoint_file(checkpoint_dir: str | os.PathLike[str], task: str, seed: in
     return Path(checkpoint_dir) / ("-".join(p for p in parts if p) + ".pt")
 
 
+def load_matching_checkpoint(path: str | os.PathLike[str], snapshot: Any,
+                             expected: Mapping[str, Any],
+                             hparams: Mapping[str, Any] | None = None
+                             ) -> tuple[nn.Module, dict[str, Any]] | None:
+    """Load a finished checkpoint only when it is the run that would be trained now.
+
+    The resume rule of every trainer: same snapshot (id), and every ``expected`` metadata
+    entry equal to the stored one after JSON conversion (seed, profile, split, ...); with
+    ``hparams``, those hyper-parameters (a subset of the stored ones) must match too.
+
+    Args:
+        path: Checkpoint file.
+        snapshot: The snapshot of the run (its ``snapshot_id`` is compared).
+        expected: Metadata key -> value that must be stored.
+        hparams: Hyper-parameters that must be stored with these values.
+
+    Returns:
+        ``(model, metadata)``, or ``None`` when the file is missing, unreadable or differs
+        (the caller then trains afresh).
+    """
+    target = Path(path)
+    if not target.is_file():
+        return None
+    try:
+        model, meta = load(target)
+    except InputFileError:
+        return None
+    if meta.get("snapshot", {}).get("id") != getattr(snapshot, "snapshot_id", None):
+        return None
+    if any(meta.get(k) != _jsonable(v) for k, v in expected.items()):
+        return None
+    stored = meta.get("hparams") or {}
+    if hparams is not None and any(stored.get(k) != v for k, v in _jsonable(hparams).items()):
+        return None
+    return model, meta
+
+
 def _maybe_resume(path: Path, snapshot: Any, data: TaskData, prof: Profile, seed: int,
                   split_seed: int, hparams_wanted: Mapping[str, Any],
                   max_epochs: int) -> TrainResult | None:
-    if not path.is_file():
+    found = load_matching_checkpoint(
+        path, snapshot,
+        {"seed": seed, "split_seed": split_seed, "profile": _profile_meta(prof, max_epochs)},
+        {**hparams_wanted, "all_element": data.features.all_element})
+    if found is None or found[1]["task"]["name"] != data.spec.name:
         return None
-    try:
-        model, meta = load(path)
-    except InputFileError:
-        return None
-    same = (meta.get("snapshot", {}).get("id") == getattr(snapshot, "snapshot_id", None)
-            and meta["task"]["name"] == data.spec.name and meta.get("seed") == seed
-            and meta.get("split_seed") == split_seed
-            and meta["profile"] == _jsonable(_profile_meta(prof, max_epochs))
-            and meta["hparams"].get("all_element") == data.features.all_element
-            and all(meta["hparams"].get(k) == v for k, v in _jsonable(hparams_wanted).items()))
-    if not same:
-        return None
+    model, meta = found
     try:
         idx = data.features.index_of(meta["split"]["test"])
     except ConfigurationError:

@@ -34,6 +34,7 @@ from specfusion_lib.train import (
     baseline_metrics,
     classification_metrics,
     load,
+    load_matching_checkpoint,
     metadata_path,
     predict,
     regression_metrics,
@@ -279,6 +280,16 @@ def test_train_task_regression_checkpoint_round_trip(synthetic, synthetic_featur
                        features=synthetic_features, model_kwargs={**SMALL, "dropout": 0.2},
                        checkpoint_dir=tmp_path, progress=False)
     assert not other.resumed and other.split == res.split  # same seed, same split
+    # the shared resume rule: snapshot id, expected metadata and hyper-parameters
+    path = other.checkpoint
+    assert load_matching_checkpoint(path, synthetic, {"seed": 0}, {"dropout": 0.2}) is not None
+    assert load_matching_checkpoint(path, synthetic, {"seed": 1}) is None
+    assert load_matching_checkpoint(path, synthetic, {"seed": 0}, {"dropout": 0.1}) is None
+    assert load_matching_checkpoint(path, object(), {"seed": 0}) is None  # other snapshot
+    assert load_matching_checkpoint(tmp_path / "missing.pt", synthetic, {}) is None
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    assert load_matching_checkpoint(broken, synthetic, {}) is None
 
 
 def test_checkpoint_errors(tmp_path: Path) -> None:
