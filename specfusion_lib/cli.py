@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--json", action="store_true", help="print JSON instead of a table")
     pred.set_defaults(func=_cmd_predict)
 
-    from specfusion_lib.crystal_system import add_predict_crystal_system_parser
+    from specfusion_lib.crystal_system_cli import add_predict_crystal_system_parser
 
     add_predict_crystal_system_parser(commands)
     from specfusion_lib.inference.cli import add_infer_structure_parser

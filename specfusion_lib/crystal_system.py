@@ -45,12 +45,12 @@ Prediction (:class:`CrystalSystemPredictor`)
     wavelength at constant d and interpolated onto its grid
     (:func:`~specfusion_lib.spectra.pxrd.to_grid`, at least half of 10–80° covered), scaled to
     a maximum of 1 and classified; several seeds are averaged. The command line is
-    ``specfusion predict-crystal-system pattern.xy`` (:func:`add_predict_crystal_system_parser`).
+    ``specfusion predict-crystal-system pattern.xy``
+    (:func:`specfusion_lib.crystal_system_cli.add_predict_crystal_system_parser`).
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import json
 import math
@@ -104,7 +104,6 @@ __all__ = [
     "CrystalSystemPredictor",
     "CrystalSystemRun",
     "FitResult",
-    "add_predict_crystal_system_parser",
     "checkpoint_path",
     "confusion_table",
     "cpu_threads",
@@ -867,55 +866,3 @@ def predict_crystal_system(path: str | os.PathLike[str], checkpoint_dir: str | o
     pattern = pxrd.read_pattern(path, wavelength=wavelength)
     predictor = CrystalSystemPredictor.load(checkpoint_dir)
     return predictor.predict_proba(pattern).iloc[0].sort_values(ascending=False)
-
-
-# --------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------
-
-
-def _cmd_predict_crystal_system(args: argparse.Namespace) -> int:
-    wavelength: str | float | None = args.wavelength
-    if isinstance(wavelength, str):
-        try:
-            wavelength = float(wavelength)
-        except ValueError:
-            pxrd.wavelength_angstrom(wavelength)  # raises ConfigurationError when unknown
-    probs = predict_crystal_system(args.pattern, args.checkpoint_dir, wavelength=wavelength)
-    if args.json:
-        print(json.dumps({"pattern": str(args.pattern),
-                          "checkpoint_dir": str(args.checkpoint_dir),
-                          "prediction": str(probs.index[0]),
-                          "probabilities": {k: float(v) for k, v in probs.items()}}, indent=2))
-        return 0
-    print(f"# {args.pattern}: most probable crystal system {probs.index[0]}")
-    for name, p in probs.items():
-        print(f"{name:<13} {p:6.3f}")
-    return 0
-
-
-def add_predict_crystal_system_parser(commands: Any) -> argparse.ArgumentParser:
-    """Register ``specfusion predict-crystal-system`` on an argparse subparsers object.
-
-    Returns:
-        The subcommand's parser (its ``func`` default runs the command and returns the exit
-        status; library errors propagate as
-        :class:`~specfusion_lib.errors.SpecfusionError` subclasses).
-    """
-    cmd = commands.add_parser(
-        "predict-crystal-system",
-        help="crystal-system probabilities of a powder pattern (PXRD CNN-Transformer)",
-        description="Read a two-column 2θ/intensity pattern (any step; at least 100 points; "
-                    "it must cover at least half of 10–80° 2θ after conversion to Cu Kα), "
-                    "put it on the model's grid and print the probability of each of the "
-                    "seven crystal systems. Models: the pxrd-crystal-system-seed<N>.pt "
-                    "checkpoints written by notebook 07 (seeds are averaged).")
-    cmd.add_argument("pattern", help="two-column file: 2θ in degrees, intensity")
-    cmd.add_argument("--wavelength", default=None,
-                     help="radiation of the measurement: a name (CuKa, MoKa, CoKa, ...) or a "
-                          "value in Å (default: the file's '# wavelength:' comment)")
-    cmd.add_argument("--checkpoint-dir", default="build/checkpoints",
-                     help="folder of the PXRD checkpoints (default build/checkpoints)")
-    cmd.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    cmd.set_defaults(func=_cmd_predict_crystal_system)
-    return cmd

@@ -17,6 +17,7 @@ from pymatgen.core import Lattice, Structure
 
 from specfusion_lib import crystal_system as cs
 from specfusion_lib import crystal_system_eval as cse
+from specfusion_lib.crystal_system_cli import add_predict_crystal_system_parser
 from specfusion_lib.errors import (
     ConfigurationError,
     InputFileError,
@@ -246,7 +247,7 @@ def test_predictor_errors(trained, tmp_path: Path) -> None:
 def _cli(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="specfusion")
     commands = parser.add_subparsers(dest="command", required=True)
-    cs.add_predict_crystal_system_parser(commands)
+    add_predict_crystal_system_parser(commands)
     return parser.parse_args(argv)
 
 

@@ -73,3 +73,12 @@ def test_run_all_rejects_unknown_profile() -> None:
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "unknown profile 'nope'" in result.stderr
+
+
+def test_cli_parser_does_not_import_torch() -> None:
+    code = ("import sys; from specfusion_lib.cli import build_parser; build_parser(); "
+            "heavy = [m for m in ('torch', 'pymatgen', 'pandas') if m in sys.modules]; "
+            "print(heavy); sys.exit(1 if heavy else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, f"building the parser imported {done.stdout.strip()}"
