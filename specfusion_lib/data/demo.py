@@ -47,8 +47,9 @@ __all__ = ["ALL_ELEMENT_COUNT", "DEFAULT_BUILD_DIR", "DEFAULT_OUT", "XANES_COUNT
 
 DEFAULT_OUT = "data/demo"
 DEFAULT_BUILD_DIR = "data/demo_build"
-#: Compounds whose every element gets a K-edge spectrum (the all-element baseline, Fig. 2h).
-ALL_ELEMENT_COUNT = 300
+#: Compounds whose every element gets a K-edge spectrum (the all-element baseline, Fig. 2h;
+#: the issue asks for >= 300 complete, the margin absorbs FEFF failures).
+ALL_ELEMENT_COUNT = 320
 #: Seed of the draw of the all-element subset.
 ALL_ELEMENT_SEED = 0
 #: File in the build folder that freezes the subset once drawn.
