@@ -4,7 +4,7 @@
     Seconds per notebook; the test suite executes every notebook with it.
 ``quick``
     The default of ``run_all.sh``: the embedded demo snapshot, one seed, capped epochs; the
-    whole run finishes well under 30 minutes on a 2-core CPU.
+    whole run took 37 minutes on a 2-core CPU (937-material demo, beside another job).
 ``paper``
     The SI §S1.1 protocol: 70/15/15 split, Adam (lr 1e-3), up to 300 epochs, early stopping
     with patience 20, five seeds reported as mean ± std; CUDA when present.
