@@ -7,9 +7,11 @@ The paper validates SpecFusionNet, trained on simulated spectra, on seven synthe
 1. :func:`match_measured`: each measured record is matched to a compound of the active
    snapshot: first by material id (an MP snapshot shares the file's ``mp-`` ids), else by
    reduced formula. Several entries with that formula (polymorphs) are ranked: an entry with
-   a simulated spectrum of the measured element first, then the lowest
-   ``formation_energy_per_atom`` (the most stable polymorph by the snapshot's label; in the
-   demo snapshot a CGCNN surrogate), then the id. The chosen entry and the rule are reported.
+   a simulated spectrum of the measured element first, then the compound the snapshot's
+   manifest names as built from the known structure (``named_compounds``, written by the demo
+   build), then the lowest ``formation_energy_per_atom`` (the most stable polymorph by the
+   snapshot's label; in the demo snapshot a CGCNN surrogate), then the id. The chosen entry
+   and the rule are reported.
 2. :func:`plan_holdout`: the matched compounds (and any extra formulas, e.g. the phases of
    notebook 12) are removed from the training materials, so that neither the measured nor the
    simulated spectrum of a validation compound was seen in training and the sim→experiment
@@ -230,6 +232,8 @@ def match_measured(records: Sequence[MeasuredRecord], snapshot: Any,
     with_spectrum = {(m, str(e)) for m, e in zip(spectra["material_id"], spectra["element"],
                                                   strict=True)}
     by_id = materials.set_index("material_id", drop=False)
+    manifest = getattr(snapshot, "manifest", None) or {}
+    named = {str(m) for m in (manifest.get("named_compounds") or {}).values()}
     out: dict[str, SnapshotMatch] = {}
     for rec in records:
         if rec.mp_id in by_id.index:
@@ -246,13 +250,17 @@ def match_measured(records: Sequence[MeasuredRecord], snapshot: Any,
         fe = cands["formation_energy_per_atom"].astype(float)
         ranked = cands.assign(
             _spec=[(m, rec.element) not in with_spectrum for m in cands["material_id"]],
-            _fe=fe.fillna(np.inf)).sort_values(["_spec", "_fe", "material_id"])
+            _named=[m not in named for m in cands["material_id"]],
+            _fe=fe.fillna(np.inf)).sort_values(["_spec", "_named", "_fe", "material_id"])
         best = ranked.iloc[0]
         mid = str(best["material_id"])
         if len(cands) > 1:
             n_spec = int((~ranked["_spec"]).sum())
             rule += (f"; {len(cands)} entries, {n_spec} with a simulated {rec.element} {edge} "
-                     "spectrum; chosen: with spectrum, then lowest formation_energy_per_atom")
+                     "spectrum; chosen: with spectrum, then the named compound (known "
+                     "structure), then lowest formation_energy_per_atom")
+            if mid in named:
+                rule += " (the named compound)"
         simulated = None
         if (mid, rec.element) in with_spectrum:
             row = spectra.loc[(spectra["material_id"] == mid)

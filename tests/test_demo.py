@@ -109,7 +109,9 @@ def test_manifest_counts_complete_compounds(pool_dir, tmp_path) -> None:
     out = build_demo_snapshot(tmp_path / "demo", build_dir=pool_dir, executor="serial",
                               all_element_count=1, xanes_count=2, progress=False,
                               simulate_fn=fake_site)
-    build = load_snapshot(out).manifest["build"]
+    manifest = load_snapshot(out).manifest
+    assert set(manifest["named_compounds"]) == {"MnO", "NiO", "ZnO"}  # known structures
+    build = manifest["build"]
     assert build["pxrd_structures"] == build["pool_structures"] == 3
     assert build["xanes_subset"] == 2
     assert build["compounds_with_every_tm_k_edge"] == 2  # the third is PXRD only

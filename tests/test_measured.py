@@ -6,6 +6,7 @@ import csv
 import io
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -371,3 +372,25 @@ def test_dominant_phase_picks_the_closer_pure_prediction() -> None:
     rows[2]["prediction"] = 0.55  # pure phases predicted alike: no dominance is claimed
     alike = dominant_phase(pd.DataFrame(rows), ("Cu2O", "TiO2"))
     assert alike["dominant"] == "" and "no dominance can be read" in alike["statement"]
+
+
+def test_matching_prefers_the_named_compound_among_polymorphs(records) -> None:
+    energy = np.linspace(5450.0, 5550.0, 200)
+    mu = 1.0 / (1.0 + np.exp(-(energy - 5470.0)))
+    materials = pd.DataFrame({
+        "material_id": ["demo-a", "demo-b"], "formula": ["VO", "VO"],
+        "formation_energy_per_atom": [-2.0, -1.5], "elements": [["O", "V"], ["O", "V"]]})
+    spectra = pd.DataFrame({"material_id": ["demo-a", "demo-b"], "element": ["V", "V"],
+                            "edge": ["K", "K"], "energy": [energy, energy], "mu": [mu, mu],
+                            "source": ["feff10:fast"] * 2})
+    vo = [r for r in records if r.formula == "VO"]
+
+    def snapshot(manifest: dict) -> SimpleNamespace:
+        return SimpleNamespace(materials=materials, spectra=spectra, manifest=manifest,
+                               path=Path("demo"))
+
+    plain = validation.match_measured(vo, snapshot({}))[vo[0].key]
+    assert plain.material_id == "demo-a"  # lowest formation energy
+    named = validation.match_measured(vo, snapshot({"named_compounds": {"VO": "demo-b"}}))
+    assert named[vo[0].key].material_id == "demo-b"  # the known (named) structure wins
+    assert "(the named compound)" in named[vo[0].key].rule

@@ -287,6 +287,10 @@ def build_demo_snapshot(out: str | os.PathLike[str] = DEFAULT_OUT, *,
             "from CHGNet magnetic moments: useful surrogates, not DFT."),
         label_sources={**STRUCTURE_LABEL_SOURCES, **MODEL_LABEL_SOURCES},
         extra={
+            # compounds built from their known structure (paper, walkthrough, experiment.csv)
+            "named_compounds": dict(sorted(
+                (str(e.provenance["named"]), e.candidate_id) for e in entries
+                if e.provenance.get("named"))),
             "simulation": {"code": "FEFF10 via feff10-rs", "version": feff_version(),
                            "preset": "fast", "edge": "K"},
             "build": {
