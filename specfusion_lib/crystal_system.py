@@ -7,8 +7,9 @@ powder patterns into the seven crystal systems (:data:`~specfusion_lib.labels.CR
 Data (:func:`crystal_system_data`)
     Every material of the snapshot with a structure and a ``crystal_system`` label (spglib,
     see :mod:`specfusion_lib.labels`). Reflections are simulated once and cached
-    (:func:`specfusion_lib.pxrd_dataset.simulate_sticks`); the profile's ``max_materials`` cap
-    keeps a seeded (seed 0) random subset. Labels are indices into the seven systems, so a
+    (:func:`specfusion_lib.pxrd_dataset.simulate_sticks`); the profile's
+    ``max_pxrd_materials`` cap keeps a seeded (seed 0) random subset (materials named in
+    ``keep_ids`` always stay in it). Labels are indices into the seven systems, so a
     class absent from a small snapshot simply has no examples; the network always has seven
     outputs.
 
@@ -121,7 +122,7 @@ register_model(PXRDCrystalSystemNet)
 
 #: File stem of the PXRD crystal-system checkpoints.
 CHECKPOINT_STEM = "pxrd-crystal-system"
-_SUBSET_SEED = 0  # seed of the max_materials subset (as in train)
+_SUBSET_SEED = 0  # seed of the max_pxrd_materials subset (as in train)
 _STREAM_VAL, _STREAM_TEST, _STREAM_TRAIN, _STREAM_BASELINE = 1, 2, 3, 4  # random streams
 _EVAL_BATCH = 256
 #: Torch intra-op threads while training / predicting on the CPU. The network is small and
@@ -197,15 +198,19 @@ def crystal_system_data(
     *,
     cache_dir: str | os.PathLike[str] | None = None,
     material_ids: Sequence[str] | None = None,
+    keep_ids: Sequence[str] = (),
     progress: bool = False,
 ) -> CrystalSystemData:
     """Reflections and labels of every labelled material of a snapshot.
 
     Args:
         snapshot: A loaded snapshot.
-        profile: Applies the profile's ``max_materials`` cap (seeded subset); ``None``: no cap.
+        profile: Applies the profile's ``max_pxrd_materials`` cap (seeded subset); ``None``:
+            no cap.
         cache_dir: Stick cache folder (see :func:`~specfusion_lib.pxrd_dataset.simulate_sticks`).
         material_ids: Only these materials, in this order (no cap applied).
+        keep_ids: Materials that stay in a capped subset (e.g. compounds that must be held
+            out for a benchmark); the rest of the cap is a seeded draw from the others.
         progress: Show a progress bar while simulating.
 
     Returns:
@@ -229,11 +234,31 @@ def crystal_system_data(
     y = np.array([index[c] for c in sticks.crystal_systems], dtype=np.int64)
     data = CrystalSystemData(sticks, y, excluded)
     prof = get_profile(profile) if isinstance(profile, str) else profile
-    cap = None if (prof is None or material_ids is not None) else prof.max_materials
+    cap = None if (prof is None or material_ids is not None) else prof.max_pxrd_materials
     if cap is not None and len(data) > cap:
-        pick = np.sort(np.random.default_rng(_SUBSET_SEED).choice(len(data), cap, replace=False))
-        data = data.subset(pick)
+        data = data.subset(capped_rows(data.material_ids, int(cap), keep_ids))
     return data
+
+
+def capped_rows(material_ids: Sequence[str], cap: int, keep_ids: Sequence[str] = ()
+                ) -> np.ndarray:
+    """Rows of a seeded subset of ``cap`` materials that contains every id of ``keep_ids``.
+
+    The kept ids present come first (all of them, even beyond ``cap``); the remaining places
+    are drawn without replacement from the other rows with seed 0, so the same snapshot and
+    cap always give the same subset.
+
+    Returns:
+        Sorted row indices.
+    """
+    wanted = set(map(str, keep_ids))
+    must = np.array([i for i, m in enumerate(material_ids) if str(m) in wanted], dtype=np.int64)
+    rest = np.array([i for i, m in enumerate(material_ids) if str(m) not in wanted],
+                    dtype=np.int64)
+    n_draw = max(0, min(int(cap) - len(must), len(rest)))
+    drawn = np.random.default_rng(_SUBSET_SEED).choice(rest, n_draw, replace=False) \
+        if n_draw else np.zeros(0, dtype=np.int64)
+    return np.sort(np.concatenate([must, drawn]).astype(np.int64))
 
 
 # --------------------------------------------------------------------------------------------

@@ -28,7 +28,14 @@ class Profile:
         seeds: Random seeds; one model per seed, metrics reported as mean ± std.
         max_epochs: Upper bound on training epochs.
         patience: Early-stopping patience in epochs (validation loss).
-        max_materials: Cap on the materials a notebook uses (None: all).
+        max_materials: Cap on the materials of a XANES model (SpecFusionNet, multi-task, the
+            XANES and fused crystal-system models); a seeded subset (None: all).
+        max_pxrd_materials: Cap on the materials of the PXRD-only crystal-system classifier
+            (notebooks 07 and 09; None: all). Patterns are cheap to train on, so the quick
+            profile keeps more of them than XANES materials.
+        ablation_max_materials: Cap on the materials of each ablation run (notebook 05
+            retrains the model 14 times per task; None: ``max_materials``). Never raises
+            ``max_materials``.
         split: Train / validation / test fractions.
         learning_rate: Adam learning rate.
         batch_size: Mini-batch size.
@@ -43,6 +50,8 @@ class Profile:
     max_epochs: int
     patience: int
     max_materials: int | None
+    max_pxrd_materials: int | None = None
+    ablation_max_materials: int | None = None
     split: tuple[float, float, float] = (0.70, 0.15, 0.15)
     learning_rate: float = 1e-3
     batch_size: int = 64
@@ -50,8 +59,10 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile("smoke", seeds=(0,), max_epochs=2, patience=2, max_materials=64),
-    "quick": Profile("quick", seeds=(0,), max_epochs=40, patience=10, max_materials=None,
+    "smoke": Profile("smoke", seeds=(0,), max_epochs=2, patience=2, max_materials=64,
+                     max_pxrd_materials=64),
+    "quick": Profile("quick", seeds=(0,), max_epochs=40, patience=10, max_materials=600,
+                     max_pxrd_materials=None, ablation_max_materials=300,
                      min_patterns_per_epoch=1024),
     "paper": Profile("paper", seeds=(0, 1, 2, 3, 4), max_epochs=300, patience=20,
                      max_materials=None, min_patterns_per_epoch=1024),

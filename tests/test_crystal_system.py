@@ -154,6 +154,46 @@ def test_stick_cache_roundtrip(fixture_snapshot, tmp_path: Path) -> None:
         first.index_of(["nope"])
 
 
+def test_parallel_stick_simulation_equals_serial(fixture_snapshot, monkeypatch) -> None:
+    from specfusion_lib import pxrd_dataset
+
+    serial = simulate_sticks(fixture_snapshot, workers=1)
+    monkeypatch.setattr(pxrd_dataset, "_STICK_CHUNK", 2)  # several chunks -> process pool
+    pooled = simulate_sticks(fixture_snapshot, workers=2)
+    assert pooled.material_ids == serial.material_ids
+    assert pooled.skipped == serial.skipped
+    np.testing.assert_array_equal(pooled.offsets, serial.offsets)
+    np.testing.assert_allclose(pooled.intensity, serial.intensity)
+
+
+def test_sticks_of_some_materials_without_cache(fixture_snapshot) -> None:
+    some = simulate_sticks(fixture_snapshot, material_ids=["fx-ZnO", "fx-MnO"])
+    assert some.material_ids == ("fx-ZnO", "fx-MnO")
+    with pytest.raises(ConfigurationError, match="not in the snapshot"):
+        simulate_sticks(fixture_snapshot, material_ids=["fx-ZnO", "nope"])
+
+
+def test_capped_rows_keep_the_named_ids_and_are_seeded() -> None:
+    ids = [f"m{i}" for i in range(50)]
+    rows = cs.capped_rows(ids, 10, keep_ids=["m3", "m47", "absent"])
+    assert len(rows) == 10 and list(rows) == sorted(rows)
+    assert {3, 47} <= set(rows.tolist())
+    np.testing.assert_array_equal(rows, cs.capped_rows(ids, 10, keep_ids=["m3", "m47"]))
+    assert len(cs.capped_rows(ids, 1, keep_ids=["m1", "m2"])) == 2  # kept ids beyond the cap
+    assert len(cs.capped_rows(ids, 80)) == 50
+
+
+def test_pxrd_cap_is_its_own_profile_setting(fixture_snapshot) -> None:
+    full = cs.crystal_system_data(fixture_snapshot, None)
+    assert len(full) > 3
+    only_xanes_cap = dataclasses.replace(TINY, max_materials=2)
+    assert len(cs.crystal_system_data(fixture_snapshot, only_xanes_cap)) == len(full)
+    capped = dataclasses.replace(TINY, max_pxrd_materials=3)
+    keep = full.material_ids[-1]
+    data = cs.crystal_system_data(fixture_snapshot, capped, keep_ids=[keep])
+    assert len(data) == 3 and keep in data.material_ids
+
+
 # -------------------------------------------------------------------------------- training
 
 

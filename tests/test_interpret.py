@@ -350,6 +350,25 @@ def test_run_ablation_on_the_fixture_trains_resumes_and_reports(fixture_snapshot
     assert len(interpret.ablation_table()) == len(ABLATIONS)
 
 
+def test_ablation_profile_lowers_the_material_cap_only() -> None:
+    from specfusion_lib.interpret.ablation import ablation_profile
+    from specfusion_lib.profiles import Profile, get_profile
+
+    quick = get_profile("quick")
+    assert quick.ablation_max_materials is not None
+    lowered = ablation_profile(quick)
+    assert lowered.max_materials == quick.ablation_max_materials
+    assert (lowered.name, lowered.max_epochs, lowered.seeds) == (quick.name, quick.max_epochs,
+                                                                quick.seeds)
+    small = Profile("s", seeds=(0,), max_epochs=1, patience=1, max_materials=10,
+                    ablation_max_materials=300)
+    assert ablation_profile(small) is small  # never raised above max_materials
+    uncapped = Profile("u", seeds=(0,), max_epochs=1, patience=1, max_materials=None,
+                       ablation_max_materials=5)
+    assert ablation_profile(uncapped).max_materials == 5
+    assert ablation_profile(get_profile("paper")) is get_profile("paper")
+
+
 # --------------------------------------------------------------------------------------------
 # Examples and figures
 # --------------------------------------------------------------------------------------------

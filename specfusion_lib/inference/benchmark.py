@@ -211,7 +211,8 @@ def benchmark_crystal_probabilities(
     empty = pd.DataFrame(columns=list(CRYSTAL_SYSTEMS), dtype=float)
     if compounds.empty:
         return empty, None, "no held-out compound: the PXRD classifier was not trained"
-    data = crystal_system_data(snapshot, profile, cache_dir=cache_dir, progress=progress)
+    data = crystal_system_data(snapshot, profile, cache_dir=cache_dir, progress=progress,
+                               keep_ids=list(compounds["material_id"]))
     split = crystal_system_split(data.material_ids, compounds["material_id"], seed)
     if len(split[2]) == 0:
         return empty, None, "no held-out compound has a simulated pattern"

@@ -30,7 +30,9 @@ split: ``|Δ|`` between the two full models is the *retraining-noise reference*
 (:meth:`AblationStudy.summary` column ``noise``; an ablation's ``|Δ|`` below it cannot be told
 apart from a retrained copy of the full model). Checkpoints of ablated runs carry the tag
 ``ablation-<name>`` (ignored by ``specfusion predict``); the full model is the untagged
-checkpoint that notebook 02 writes, reused when it matches.
+checkpoint that notebook 02 writes, reused when it matches. A profile with
+``ablation_max_materials`` (quick) trains every run of the study, the full model included, on
+that smaller seeded subset (:func:`ablation_profile`), so its full model is trained anew.
 
 Paper statements (main text, Fig. 3b,c and S14; SI Fig. S13) compared by
 :func:`paper_comparison`: Z has the most pervasive influence (removing it raises the MAE in
@@ -43,7 +45,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -76,6 +78,7 @@ __all__ = [
     "SCOPES",
     "Ablation",
     "AblationStudy",
+    "ablation_profile",
     "ablation_table",
     "default_tasks",
     "paper_comparison",
@@ -267,6 +270,16 @@ class AblationStudy:
                 .reset_index())
 
 
+def ablation_profile(profile: Profile) -> Profile:
+    """The profile of the ablation runs: ``max_materials`` lowered to the profile's
+    ``ablation_max_materials`` when that is set and smaller (the study retrains the model
+    once per ablation, task and seed, so quick runs use fewer materials than notebook 02)."""
+    cap = profile.ablation_max_materials
+    if cap is None or (profile.max_materials is not None and profile.max_materials <= cap):
+        return profile
+    return replace(profile, max_materials=int(cap))
+
+
 def run_ablation(
     snapshot: Any,
     tasks: Sequence[str] | None = None,
@@ -305,7 +318,7 @@ def run_ablation(
         ConfigurationError: Unknown task or ablation, an element-level task, or
             ``model_kwargs`` that set an ablation switch.
     """
-    prof = get_profile(profile) if isinstance(profile, str) else profile
+    prof = ablation_profile(get_profile(profile) if isinstance(profile, str) else profile)
     tasks = tuple(default_tasks(prof) if tasks is None else tasks)
     for task in tasks:
         if get_task_spec(task).level != "material":
