@@ -48,7 +48,6 @@ import hashlib
 import json
 import math
 import os
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,11 +59,10 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_score
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
-from tqdm.auto import tqdm
 
 from specfusion_lib import __version__
 from specfusion_lib.atomic import atomic_write, atomic_write_text
-from specfusion_lib.early_stopping import EarlyStopping
+from specfusion_lib.early_stopping import fit_epochs
 from specfusion_lib.errors import ConfigurationError, InputFileError
 from specfusion_lib.features import (
     IGNORE_INDEX,
@@ -658,46 +656,25 @@ def train_model(
         y_all = torch.as_tensor(data.y, dtype=torch.long, device=dev)
 
     optimizer = torch.optim.Adam(model.parameters(), lr=prof.learning_rate)
-    generator = torch.Generator().manual_seed(seed)
-    train_t = torch.as_tensor(train_idx, dtype=torch.long)
     val_t = torch.as_tensor(val_idx, dtype=torch.long, device=dev)
-    batch = int(prof.batch_size)
 
-    history: list[dict[str, float]] = []
-    stopper = EarlyStopping(model, prof.patience)
-    train_seconds, seen = 0.0, 0
-    bar = tqdm(range(1, epochs + 1), desc=f"{spec.name} seed {seed}", disable=not progress,
-               leave=False)
-    for epoch in bar:
-        model.train()
-        t0 = time.perf_counter()
-        order = train_t[torch.randperm(len(train_t), generator=generator)].to(dev)
-        total, count = 0.0, 0
-        for start in range(0, len(order), batch):
-            b = order[start:start + batch]
-            optimizer.zero_grad(set_to_none=True)
-            out = model(*(t[b] for t in inputs))
-            loss = _loss(spec.kind, spec.level, out, y_all[b])
-            loss.backward()
-            optimizer.step()
-            k = _n_targets(spec.level, y_all[b])
-            total += float(loss.detach()) * k
-            count += k
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        train_seconds += time.perf_counter() - t0
-        seen += len(order)
+    def train_batch(b: torch.Tensor) -> dict[str, tuple[float, int]]:
+        optimizer.zero_grad(set_to_none=True)
+        loss = _loss(spec.kind, spec.level, model(*(t[b] for t in inputs)), y_all[b])
+        loss.backward()
+        optimizer.step()
+        return {"train_loss": (float(loss.detach()), _n_targets(spec.level, y_all[b]))}
+
+    def validate(train: dict[str, float]) -> dict[str, float]:
         val_out = _raw_outputs(model, inputs, val_idx, 256).to(dev)
         val_loss = float(_loss(spec.kind, spec.level, val_out, y_all[val_t], "sum")) / max(
             1, _n_targets(spec.level, y_all[val_t]))
-        history.append({"epoch": epoch, "train_loss": total / max(1, count),
-                        "val_loss": val_loss})
-        bar.set_postfix(val_loss=f"{val_loss:.4g}")
-        if stopper.step(epoch, val_loss, model):
-            break
-    bar.close()
-    stopper.restore(model)
-    best_epoch = stopper.best_epoch
+        return {"train_loss": train.get("train_loss", math.nan), "val_loss": val_loss}
+
+    loop = fit_epochs(model, train_idx, max_epochs=epochs, batch_size=int(prof.batch_size),
+                      patience=prof.patience, seed=seed, device=dev, train_batch=train_batch,
+                      validate=validate, desc=f"{spec.name} seed {seed}", progress=progress)
+    history, best_epoch = loop.history, loop.best_epoch
 
     test_out = _raw_outputs(model, inputs, test_idx, 256)
     frame = _test_frame(data, test_idx, test_out, target_stats)
@@ -738,8 +715,8 @@ def train_model(
         task=spec.name, kind=spec.kind, level=spec.level, seed=int(seed), metrics=metrics,
         baseline=baseline, history=history, best_epoch=best_epoch, epochs_run=len(history),
         split=split_ids, class_names=tuple(data.class_names), predictions=frame, model=model,
-        metadata=metadata, train_seconds=train_seconds,
-        samples_per_second=seen / train_seconds if train_seconds > 0 else math.nan,
+        metadata=metadata, train_seconds=loop.train_seconds,
+        samples_per_second=loop.samples_per_second,
     )
 
 

@@ -57,7 +57,6 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import os
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -66,9 +65,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from specfusion_lib.early_stopping import EarlyStopping
+from specfusion_lib.early_stopping import fit_epochs
 from specfusion_lib.errors import ConfigurationError
 from specfusion_lib.features import (
     IGNORE_INDEX,
@@ -627,56 +625,39 @@ def train_multitask(
     inputs = _input_tensors(features, dev)
     targets = _Targets(data, train_idx, dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=prof.learning_rate)
-    generator = torch.Generator().manual_seed(seed)
-    train_t = torch.as_tensor(train_idx, dtype=torch.long)
     val_t = torch.as_tensor(val_idx, dtype=torch.long, device=dev)
-    batch = int(prof.batch_size)
 
-    history: list[dict[str, float]] = []
-    stopper = EarlyStopping(model, prof.patience)
-    train_seconds, seen = 0.0, 0
-    bar = tqdm(range(1, epochs + 1), desc=f"multi-task ({len(tasks)}) seed {seed}",
-               disable=not progress, leave=False)
-    for epoch in bar:
-        model.train()
-        t0 = time.perf_counter()
-        order = train_t[torch.randperm(len(train_t), generator=generator)].to(dev)
-        sums = dict.fromkeys(tasks, 0.0)
-        counts = dict.fromkeys(tasks, 0)
-        for start in range(0, len(order), batch):
-            b = order[start:start + batch]
-            parts = targets.losses(model(*(t[b] for t in inputs)), b)
-            if not parts:
-                continue
-            optimizer.zero_grad(set_to_none=True)
-            loss = sum(weights[t] * value for t, (value, _) in parts.items())
-            loss.backward()
-            optimizer.step()
-            for t, (value, k) in parts.items():
-                sums[t] += float(value.detach()) * k
-                counts[t] += k
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        train_seconds += time.perf_counter() - t0
-        seen += len(order)
+    def train_batch(b: torch.Tensor) -> dict[str, tuple[float, int]] | None:
+        parts = targets.losses(model(*(t[b] for t in inputs)), b)
+        if not parts:
+            return None
+        optimizer.zero_grad(set_to_none=True)
+        loss = sum(weights[t] * value for t, (value, _) in parts.items())
+        loss.backward()
+        optimizer.step()
+        return {t: (float(value.detach()), k) for t, (value, k) in parts.items()}
+
+    def validate(train: dict[str, float]) -> dict[str, float]:
         val_out = {t: o.to(dev) for t, o in _raw_outputs(model, inputs, val_idx).items()}
         val_parts = targets.losses(val_out, val_t, "sum")
         val_by_task = {t: (float(val_parts[t][0]) / val_parts[t][1] if t in val_parts
                            else math.nan) for t in tasks}
-        train_by_task = {t: sums[t] / counts[t] if counts[t] else math.nan for t in tasks}
-        val_loss = sum(weights[t] * v for t, v in val_by_task.items() if not math.isnan(v))
-        train_loss = sum(weights[t] * v for t, v in train_by_task.items()
-                         if not math.isnan(v))
-        entry = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss}
+        train_by_task = {t: train.get(t, math.nan) for t in tasks}
+        entry = {
+            "train_loss": sum(weights[t] * v for t, v in train_by_task.items()
+                              if not math.isnan(v)),
+            "val_loss": sum(weights[t] * v for t, v in val_by_task.items()
+                            if not math.isnan(v)),
+        }
         entry.update({f"train_loss:{t}": v for t, v in train_by_task.items()})
         entry.update({f"val_loss:{t}": v for t, v in val_by_task.items()})
-        history.append(entry)
-        bar.set_postfix(val_loss=f"{val_loss:.4g}")
-        if stopper.step(epoch, val_loss, model):
-            break
-    bar.close()
-    stopper.restore(model)
-    best_epoch = stopper.best_epoch
+        return entry
+
+    loop = fit_epochs(model, train_idx, max_epochs=epochs, batch_size=int(prof.batch_size),
+                      patience=prof.patience, seed=seed, device=dev, train_batch=train_batch,
+                      validate=validate, desc=f"multi-task ({len(tasks)}) seed {seed}",
+                      progress=progress)
+    history, best_epoch = loop.history, loop.best_epoch
 
     test_out = _raw_outputs(model, inputs, test_idx)
     metrics, baseline, frames = {}, {}, {}
@@ -693,7 +674,7 @@ def train_multitask(
     split_ids = {name: [ids[i] for i in part]
                  for name, part in zip(("train", "val", "test"),
                                        (train_idx, val_idx, test_idx), strict=True)}
-    samples_per_second = seen / train_seconds if train_seconds > 0 else math.nan
+    samples_per_second = loop.samples_per_second
     metadata: dict[str, Any] = {
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "multitask": True,
@@ -731,7 +712,7 @@ def train_multitask(
         best_epoch=best_epoch, epochs_run=len(history), split=split_ids,
         class_names={t: tuple(data.class_names.get(t, ())) for t in tasks},
         predictions=frames, model=model, metadata=_full_metadata(model, metadata),
-        task_weights=weights, train_seconds=train_seconds,
+        task_weights=weights, train_seconds=loop.train_seconds,
         samples_per_second=samples_per_second,
     )
 
