@@ -556,12 +556,17 @@ def _split(data: CrystalSystemData, prof: Profile, seed: int,
     return tuple(parts)
 
 
+def _pxrd_profile_meta(prof: Profile, epochs: int) -> dict[str, Any]:
+    """The profile entry of a PXRD checkpoint: the XANES one plus the PXRD material cap."""
+    return {**_profile_meta(prof, epochs), "max_pxrd_materials": prof.max_pxrd_materials}
+
+
 def _maybe_resume(path: Path, snapshot: Any, data: CrystalSystemData, prof: Profile,
                   seed: int, epochs: int, hparams: Mapping[str, Any],
                   split_ids: Mapping[str, list[str]], parts: tuple[np.ndarray, ...]
                   ) -> CrystalSystemRun | None:
     found = load_matching_checkpoint(path, snapshot, {
-        "seed": seed, "profile": _profile_meta(prof, epochs), "hparams": dict(hparams),
+        "seed": seed, "profile": _pxrd_profile_meta(prof, epochs), "hparams": dict(hparams),
         "patterns": _pattern_meta(data), "training_patterns": _training_meta(parts[0], prof),
         "split": dict(split_ids)})
     if found is None:
@@ -675,7 +680,7 @@ def train_crystal_system_model(
         "task": {"name": "crystal_system", "kind": "classification", "level": "material",
                  "unit": "", "class_names": list(CRYSTAL_SYSTEMS), "input": "pxrd"},
         "seed": seed,
-        "profile": _profile_meta(prof, epochs),
+        "profile": _pxrd_profile_meta(prof, epochs),
         "split": split_ids,
         "patterns": _pattern_meta(data),
         "training_patterns": _training_meta(train_idx, prof),

@@ -62,7 +62,7 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", seeds=(0,), max_epochs=2, patience=2, max_materials=64,
                      max_pxrd_materials=64),
     "quick": Profile("quick", seeds=(0,), max_epochs=40, patience=10, max_materials=600,
-                     max_pxrd_materials=None, ablation_max_materials=300,
+                     max_pxrd_materials=2000, ablation_max_materials=300,
                      min_patterns_per_epoch=1024),
     "paper": Profile("paper", seeds=(0, 1, 2, 3, 4), max_epochs=300, patience=20,
                      max_materials=None, min_patterns_per_epoch=1024),

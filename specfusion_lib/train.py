@@ -513,8 +513,7 @@ class TrainResult:
 def _profile_meta(prof: Profile, max_epochs: int) -> dict[str, Any]:
     return {"name": prof.name, "max_epochs": int(max_epochs), "patience": prof.patience,
             "learning_rate": prof.learning_rate, "batch_size": prof.batch_size,
-            "split": list(prof.split), "max_materials": prof.max_materials,
-            "max_pxrd_materials": prof.max_pxrd_materials}
+            "split": list(prof.split), "max_materials": prof.max_materials}
 
 
 def _resolve_device(device: str | torch.device | None, profile: Profile) -> torch.device:
