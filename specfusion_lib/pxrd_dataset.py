@@ -394,9 +394,8 @@ def simulate_sticks(
         step: Grid step, degrees.
         progress: Show a progress bar.
         workers: Processes simulating chunks of structures (default: the CPUs this process
-            may use, :func:`default_stick_workers`; 1: in this process). pymatgen's
-            calculator takes ~0.1–0.2 s per structure, so a 3,000-structure snapshot takes
-            minutes on one core.
+            may use, :func:`default_stick_workers`; 1: in this process). Measured: the
+            3,004 demo structures take 22 s on 2 cores.
 
     Returns:
         :class:`StickPatterns` in the order of the snapshot's materials table (or of
