@@ -90,6 +90,7 @@ from specfusion_lib.train import (
     _resolve_device,
     _snapshot_metadata,
     baseline_metrics,
+    capped_rows,
     classification_metrics,
     load,
     load_matching_checkpoint,
@@ -122,7 +123,6 @@ register_model(PXRDCrystalSystemNet)
 
 #: File stem of the PXRD crystal-system checkpoints.
 CHECKPOINT_STEM = "pxrd-crystal-system"
-_SUBSET_SEED = 0  # seed of the max_pxrd_materials subset (as in train)
 _STREAM_VAL, _STREAM_TEST, _STREAM_TRAIN, _STREAM_BASELINE = 1, 2, 3, 4  # random streams
 _EVAL_BATCH = 256
 #: Torch intra-op threads while training / predicting on the CPU. The network is small and
@@ -238,27 +238,6 @@ def crystal_system_data(
     if cap is not None and len(data) > cap:
         data = data.subset(capped_rows(data.material_ids, int(cap), keep_ids))
     return data
-
-
-def capped_rows(material_ids: Sequence[str], cap: int, keep_ids: Sequence[str] = ()
-                ) -> np.ndarray:
-    """Rows of a seeded subset of ``cap`` materials that contains every id of ``keep_ids``.
-
-    The kept ids present come first (all of them, even beyond ``cap``); the remaining places
-    are drawn without replacement from the other rows with seed 0, so the same snapshot and
-    cap always give the same subset.
-
-    Returns:
-        Sorted row indices.
-    """
-    wanted = set(map(str, keep_ids))
-    must = np.array([i for i, m in enumerate(material_ids) if str(m) in wanted], dtype=np.int64)
-    rest = np.array([i for i, m in enumerate(material_ids) if str(m) not in wanted],
-                    dtype=np.int64)
-    n_draw = max(0, min(int(cap) - len(must), len(rest)))
-    drawn = np.random.default_rng(_SUBSET_SEED).choice(rest, n_draw, replace=False) \
-        if n_draw else np.zeros(0, dtype=np.int64)
-    return np.sort(np.concatenate([must, drawn]).astype(np.int64))
 
 
 # --------------------------------------------------------------------------------------------

@@ -81,6 +81,7 @@ __all__ = [
     "SeedSummary",
     "TrainResult",
     "baseline_metrics",
+    "capped_rows",
     "check_features_match",
     "classification_metrics",
     "fit_descriptor_normalization",
@@ -797,6 +798,28 @@ def _maybe_resume(path: Path, snapshot: Any, data: TaskData, prof: Profile, seed
         metadata=meta, checkpoint=path, resumed=True)
 
 
+def capped_rows(material_ids: Sequence[str], cap: int, keep_ids: Sequence[str] = ()
+                ) -> np.ndarray:
+    """Rows of the seeded subset of ``cap`` materials that a profile's material cap keeps.
+
+    The one subset rule of every trainer (``max_materials``, ``max_pxrd_materials``): the ids
+    of ``keep_ids`` present come first (all of them, even beyond ``cap``); the remaining places
+    are drawn without replacement from the other rows with seed :data:`_SUBSET_SEED`, the same
+    for every training seed, so the same snapshot and cap always give the same subset.
+
+    Returns:
+        Sorted row indices, shape ``(min(cap, n) or more,)``.
+    """
+    wanted = set(map(str, keep_ids))
+    must = np.array([i for i, m in enumerate(material_ids) if str(m) in wanted], dtype=np.int64)
+    rest = np.array([i for i, m in enumerate(material_ids) if str(m) not in wanted],
+                    dtype=np.int64)
+    n_draw = max(0, min(int(cap) - len(must), len(rest)))
+    drawn = np.random.default_rng(_SUBSET_SEED).choice(rest, n_draw, replace=False) \
+        if n_draw else np.zeros(0, dtype=np.int64)
+    return np.sort(np.concatenate([must, drawn]).astype(np.int64))
+
+
 def _prepare(snapshot: Any, task: str, prof: Profile, features: FeatureSet | None,
              all_element: bool) -> TaskData:
     require_task(snapshot, task)  # cheap check before the spectra are preprocessed
@@ -808,9 +831,7 @@ def _prepare(snapshot: Any, task: str, prof: Profile, features: FeatureSet | Non
     data = task_data(snapshot, task, features)
     cap = prof.max_materials
     if cap is not None and len(data) > cap:
-        keep = np.sort(np.random.default_rng(_SUBSET_SEED).choice(len(data), cap,
-                                                                  replace=False))
-        data = data.subset(keep)
+        data = data.subset(capped_rows(data.features.material_ids, cap))
     return data
 
 

@@ -82,7 +82,6 @@ from specfusion_lib.features import (
 from specfusion_lib.models.specfusionnet import MultiTaskSpecFusionNet
 from specfusion_lib.profiles import Profile, get_profile
 from specfusion_lib.train import (
-    _SUBSET_SEED,
     _full_metadata,
     _input_tensors,
     _loss,
@@ -94,6 +93,7 @@ from specfusion_lib.train import (
     _snapshot_metadata,
     _test_frame,
     baseline_metrics,
+    capped_rows,
     check_features_match,
     fit_descriptor_normalization,
     save_checkpoint,
@@ -397,9 +397,7 @@ def multitask_data(
     data = data.subset(np.argsort([order[m] for m in data.features.material_ids],
                                   kind="stable"))
     if max_materials is not None and len(data) > max_materials:
-        keep = np.sort(np.random.default_rng(_SUBSET_SEED).choice(len(data), int(max_materials),
-                                                                  replace=False))
-        data = data.subset(keep)
+        data = data.subset(capped_rows(data.features.material_ids, int(max_materials)))
     return data
 
 

@@ -39,6 +39,7 @@ from specfusion_lib.pxrd_dataset import (
     simulate_sticks,
 )
 from specfusion_lib.spectra import pxrd
+from specfusion_lib.train import capped_rows
 
 TINY = Profile("tiny", seeds=(0,), max_epochs=2, patience=2, max_materials=None)
 
@@ -175,12 +176,12 @@ def test_sticks_of_some_materials_without_cache(fixture_snapshot) -> None:
 
 def test_capped_rows_keep_the_named_ids_and_are_seeded() -> None:
     ids = [f"m{i}" for i in range(50)]
-    rows = cs.capped_rows(ids, 10, keep_ids=["m3", "m47", "absent"])
+    rows = capped_rows(ids, 10, keep_ids=["m3", "m47", "absent"])
     assert len(rows) == 10 and list(rows) == sorted(rows)
     assert {3, 47} <= set(rows.tolist())
-    np.testing.assert_array_equal(rows, cs.capped_rows(ids, 10, keep_ids=["m3", "m47"]))
-    assert len(cs.capped_rows(ids, 1, keep_ids=["m1", "m2"])) == 2  # kept ids beyond the cap
-    assert len(cs.capped_rows(ids, 80)) == 50
+    np.testing.assert_array_equal(rows, capped_rows(ids, 10, keep_ids=["m3", "m47"]))
+    assert len(capped_rows(ids, 1, keep_ids=["m1", "m2"])) == 2  # kept ids beyond the cap
+    assert len(capped_rows(ids, 80)) == 50
 
 
 def test_pxrd_cap_is_its_own_profile_setting(fixture_snapshot) -> None:
