@@ -20,8 +20,8 @@ the demo pool ``--pool``, CHGNet-relaxed; K edge of the first transition metal) 
 4. unless ``--no-measured``, compares the fast preset with measured spectra: every record of
    ``experiment.csv`` (:func:`specfusion_lib.data.measured.read_measured_xanes`) is matched to
    a compound of the snapshot ``--snapshot`` (default the committed demo, whose spectra are the
-   fast preset; :func:`specfusion_lib.validation.match_measured`) and the two spectra are
-   compared by :func:`specfusion_lib.domain_shift.spectral_agreement`: Pearson r with each
+   fast preset; :func:`specfusion_lib.measured.study.match_measured`) and the two spectra are
+   compared by :func:`specfusion_lib.measured.domain_shift.spectral_agreement`: Pearson r with each
    spectrum on its own E0 (what the models see), after the best shift of the simulated window
    (E0 alignment by correlation, within 15 eV) and, in addition, with the simulated μ(E)
    Gaussian-broadened to the FWHM that fits best.
@@ -51,7 +51,7 @@ from pathlib import Path
 
 from pymatgen.core import Lattice, Structure
 
-from specfusion_lib.errors import SpecfusionError
+from specfusion_lib.core.errors import SpecfusionError
 from specfusion_lib.simulate import feff
 from specfusion_lib.simulate.cache import SpectrumCache
 from specfusion_lib.simulate.runner import (
@@ -108,8 +108,8 @@ def _pool_compounds(pool_dir: Path) -> dict[str, tuple[Structure, str]]:
     The absorber is the compound's first transition metal in alphabetical order; compounds
     sharing a reduced formula with one of :func:`_oxides` are left out.
     """
+    from specfusion_lib.core.elements import is_transition_metal
     from specfusion_lib.data.demo_pool import load_pool
-    from specfusion_lib.elements import is_transition_metal
 
     out = {}
     for entry in sorted(load_pool(pool_dir), key=lambda e: e.candidate_id):
@@ -215,8 +215,8 @@ def _measured_agreement(snapshot_dir: Path) -> None:
     """Fast-preset spectra of the snapshot against the measured spectra of experiment.csv."""
     from specfusion_lib.data.measured import read_measured_xanes
     from specfusion_lib.data.snapshot import load_snapshot
-    from specfusion_lib.domain_shift import spectral_agreement
-    from specfusion_lib.validation import match_measured
+    from specfusion_lib.measured.domain_shift import spectral_agreement
+    from specfusion_lib.measured.study import match_measured
 
     snapshot = load_snapshot(snapshot_dir)
     preset = snapshot.manifest.get("simulation", {}).get("preset", "?")

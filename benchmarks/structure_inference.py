@@ -68,7 +68,7 @@ def full_search(snapshot, database, formula: str, n_candidates: int, workers: in
     """Run and print the timed full search (module docstring, part 2)."""
     import torch
 
-    from specfusion_lib.elements import TRANSITION_METALS
+    from specfusion_lib.core.elements import TRANSITION_METALS
     from specfusion_lib.inference.benchmark import snapshot_xanes, true_site_labels
     from specfusion_lib.inference.candidates import FeffXanesSimulator, chgnet_relaxer_for_search
     from specfusion_lib.inference.search import SearchSettings, infer_structure

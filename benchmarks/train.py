@@ -2,21 +2,21 @@
 
 Three measurements on the current machine (CPU threads from ``--threads``, default 2):
 
-1. **Training samples per second per task**: :func:`specfusion_lib.train.train_model` on a
+1. **Training samples per second per task**: :func:`specfusion_lib.properties.train.train_model` on a
    synthetic set of compounds (``--materials``, default 512; 2–4 elements, 1–2 TMs each)
    whose labels depend on the spectra and the composition, so the models have something to
    learn. Four tasks: two classification, two regression; default model size.
 2. **Per-task vs multi-task**: the four single-task models (one after another,
-   :func:`~specfusion_lib.train.train_model`) against one
+   :func:`~specfusion_lib.properties.train.train_model`) against one
    :class:`~specfusion_lib.models.specfusionnet.MultiTaskSpecFusionNet` with a head per task
-   (:func:`specfusion_lib.train_multitask.train_multitask`: summed cross-entropy + L1 on
+   (:func:`specfusion_lib.properties.multitask.train_multitask`: summed cross-entropy + L1 on
    standardised targets), same split, same profile (patience = epochs, so no early stop;
    both restore the best validation epoch): total training time and the test metric of
    each task.
 3. **Prediction latency** of one compound after loading: smoke-profile models of density,
    crystal system, oxidation state and coordination number are trained on the fixture
    snapshot (``tests/fixtures/snapshot``) into a temporary folder, loaded once
-   (:class:`specfusion_lib.predict.Predictor`), and a compound with two TM spectra (Mn from
+   (:class:`specfusion_lib.properties.predict.Predictor`), and a compound with two TM spectra (Mn from
    MnO, Ti from TiO2, elements Mn Ti O) is predicted from the raw spectra (preprocessing
    included). Target: under 200 ms on 2 cores.
 
@@ -39,11 +39,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from specfusion_lib.elements import TRANSITION_METALS, descriptor_columns, descriptor_matrix
-from specfusion_lib.features import FeatureSet, TaskData, get_task_spec
-from specfusion_lib.profiles import Profile
-from specfusion_lib.train import split_indices, train_model
-from specfusion_lib.train_multitask import MultiTaskData, train_multitask
+from specfusion_lib.core.elements import TRANSITION_METALS, descriptor_columns, descriptor_matrix
+from specfusion_lib.core.profiles import Profile
+from specfusion_lib.properties.features import FeatureSet, TaskData, get_task_spec
+from specfusion_lib.properties.multitask import MultiTaskData, train_multitask
+from specfusion_lib.properties.train import split_indices, train_model
 
 ROOT = Path(__file__).resolve().parents[1]
 _TMS = ("Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn")
@@ -140,8 +140,8 @@ def multi_task(tasks: dict[str, TaskData], profile: Profile,
 def latency(repeat: int = 20) -> dict[str, float]:
     """Load fixture-trained models once, then time one compound (two TM spectra)."""
     from specfusion_lib.data.snapshot import load_snapshot
-    from specfusion_lib.evaluation import run_tasks
-    from specfusion_lib.predict import Predictor
+    from specfusion_lib.properties.predict import Predictor
+    from specfusion_lib.properties.runs import run_tasks
     from specfusion_lib.spectra.xanes import XANESSpectrum
 
     snapshot = load_snapshot(ROOT / "tests" / "fixtures" / "snapshot")

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from specfusion_lib.cli import main
+from specfusion_lib.cli.main import main
 
 sys.exit(main())

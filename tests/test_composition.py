@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from specfusion_lib.composition import (
+from specfusion_lib.core.composition import (
     charge_balanced_oxidation_states,
     is_charge_balanced,
     parse_formula,
 )
-from specfusion_lib.errors import ChargeBalanceError, ElementError
+from specfusion_lib.core.errors import ChargeBalanceError, ElementError
 
 
 def test_parse_formula() -> None:

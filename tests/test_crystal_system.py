@@ -15,31 +15,31 @@ import pytest
 import torch
 from pymatgen.core import Lattice, Structure
 
-from specfusion_lib import crystal_system as cs
-from specfusion_lib import crystal_system_eval as cse
-from specfusion_lib.crystal_system_cli import add_predict_crystal_system_parser
-from specfusion_lib.errors import (
+from specfusion_lib.cli.crystal_system import add_predict_crystal_system_parser
+from specfusion_lib.core.errors import (
     ConfigurationError,
     InputFileError,
     SpecfusionError,
     SpectrumFileError,
 )
-from specfusion_lib.labels import CRYSTAL_SYSTEMS
-from specfusion_lib.models.crystal_system import (
-    FusedCrystalSystemNet,
-    PXRDCrystalSystemNet,
-    architecture_table,
-)
-from specfusion_lib.models.specfusionnet import count_parameters
-from specfusion_lib.profiles import Profile
-from specfusion_lib.pxrd_dataset import (
+from specfusion_lib.core.profiles import Profile
+from specfusion_lib.crystal_system import reports as cse
+from specfusion_lib.crystal_system import training as cs
+from specfusion_lib.crystal_system.patterns import (
     MEASUREMENT_CONDITIONS,
     TRAINING_CONDITIONS,
     PatternConditions,
     simulate_sticks,
 )
+from specfusion_lib.data.structure_labels import CRYSTAL_SYSTEMS
+from specfusion_lib.models.pxrd_net import (
+    FusedCrystalSystemNet,
+    PXRDCrystalSystemNet,
+    architecture_table,
+)
+from specfusion_lib.models.specfusionnet import count_parameters
+from specfusion_lib.properties.train import capped_rows
 from specfusion_lib.spectra import pxrd
-from specfusion_lib.train import capped_rows
 
 TINY = Profile("tiny", seeds=(0,), max_epochs=2, patience=2, max_materials=None)
 
@@ -156,10 +156,10 @@ def test_stick_cache_roundtrip(fixture_snapshot, tmp_path: Path) -> None:
 
 
 def test_parallel_stick_simulation_equals_serial(fixture_snapshot, monkeypatch) -> None:
-    from specfusion_lib import pxrd_dataset
+    from specfusion_lib.crystal_system import patterns
 
     serial = simulate_sticks(fixture_snapshot, workers=1)
-    monkeypatch.setattr(pxrd_dataset, "_STICK_CHUNK", 2)  # several chunks -> process pool
+    monkeypatch.setattr(patterns, "_STICK_CHUNK", 2)  # several chunks -> process pool
     pooled = simulate_sticks(fixture_snapshot, workers=2)
     assert pooled.material_ids == serial.material_ids
     assert pooled.skipped == serial.skipped
@@ -360,7 +360,7 @@ def test_baseline_noise_curve_and_tables(trained) -> None:
 
 
 def test_modality_comparison_on_fixture(fixture_snapshot, tmp_path: Path) -> None:
-    from specfusion_lib.modality_comparison import MODALITIES, compare_modalities
+    from specfusion_lib.crystal_system.fusion import MODALITIES, compare_modalities
 
     tiny = Profile("tiny", seeds=(0,), max_epochs=1, patience=1, max_materials=None)
     result = compare_modalities(fixture_snapshot, tiny, checkpoint_dir=tmp_path)

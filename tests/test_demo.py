@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Element, Structure
 
+from specfusion_lib.core.errors import SnapshotError
 from specfusion_lib.data import demo_pool as dp
 from specfusion_lib.data.demo import (
     build_demo_snapshot,
@@ -14,7 +15,6 @@ from specfusion_lib.data.demo import (
     select_xanes_subset,
 )
 from specfusion_lib.data.snapshot import load_snapshot
-from specfusion_lib.errors import SnapshotError
 from specfusion_lib.simulate import feff
 
 CALLS: list[tuple[str, int]] = []

@@ -7,8 +7,8 @@ import json
 import pytest
 from pymatgen.core import Composition, Lattice, Structure
 
+from specfusion_lib.core.elements import NOBLE_GASES, TRANSITION_METALS
 from specfusion_lib.data import demo_pool as dp
-from specfusion_lib.elements import NOBLE_GASES, TRANSITION_METALS
 
 RUTILE = "A2B_tP6_136_f_a:TiO2"
 ROCKSALT = "AB_cF8_225_a_b:NaCl"

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from pymatgen.core import Composition
 
+from specfusion_lib.core.elements import is_transition_metal
 from specfusion_lib.data.demo_pool import NAMED_COMPOUNDS, NOT_BUILT
 from specfusion_lib.data.snapshot import load_snapshot
-from specfusion_lib.elements import is_transition_metal
 
 DEMO = Path(__file__).resolve().parent.parent / "data" / "demo"
 #: Limits of the demo snapshot (issue 3, "Deliver" 4, 6 and 7).

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from specfusion_lib.early_stopping import EarlyStopping, fit_epochs
+from specfusion_lib.training.loop import EarlyStopping, fit_epochs
 
 
 def _set(model: nn.Linear, value: float) -> None:

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pymatgen.core import Element, Species
 
-from specfusion_lib import elements as el
-from specfusion_lib.errors import ElementError
+from specfusion_lib.core import elements as el
+from specfusion_lib.core.errors import ElementError
 
 ALL_SYMBOLS = [e.symbol for e in Element]
 

@@ -7,10 +7,10 @@ import math
 import matplotlib.pyplot as plt
 import pytest
 
-from specfusion_lib import evaluation as ev
-from specfusion_lib import plotting_models as pm
-from specfusion_lib.errors import ConfigurationError
-from specfusion_lib.features import get_task_spec
+from specfusion_lib.core.errors import ConfigurationError
+from specfusion_lib.plotting import properties as pm
+from specfusion_lib.properties import runs as ev
+from specfusion_lib.properties.features import get_task_spec
 
 TASKS = ("band_gap", "is_magnetic", "crystal_system", "density")
 

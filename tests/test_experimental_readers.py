@@ -1,12 +1,11 @@
-"""Tests of specfusion_lib.data.experimental: XANES file readers and their error messages."""
+"""Tests of specfusion_lib.spectra.xanes_readers: XANES file readers and their error messages."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from specfusion_lib.data.experimental import detect_format, read_columns, read_xanes, read_xdi
-from specfusion_lib.errors import (
+from specfusion_lib.core.errors import (
     ConfigurationError,
     ElementError,
     InputFileError,
@@ -14,6 +13,7 @@ from specfusion_lib.errors import (
     SpectrumFileError,
     WrongElementError,
 )
+from specfusion_lib.spectra.xanes_readers import detect_format, read_columns, read_xanes, read_xdi
 
 
 def fe_spectrum(edge=7122.0, start=-60.0, stop=120.0, step=0.5):

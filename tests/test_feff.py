@@ -10,7 +10,7 @@ import pytest
 import xraydb
 from pymatgen.core import Lattice, Structure
 
-from specfusion_lib.errors import (
+from specfusion_lib.core.errors import (
     ConfigurationError,
     ElementError,
     SimulationError,

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Element, Lattice, Structure
 
-from specfusion_lib.errors import ConfigurationError, SimulationError
+from specfusion_lib.core.errors import ConfigurationError, SimulationError
 from specfusion_lib.simulate import feff
 from specfusion_lib.simulate.cache import (
     CacheStats,

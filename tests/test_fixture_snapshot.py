@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from specfusion_lib.core.errors import SnapshotError
 from specfusion_lib.data.fixture import FIXTURE_COMPOUNDS, fixture_structures
 from specfusion_lib.data.sources import open_snapshot, snapshot_overview
 from specfusion_lib.data.statistics import (
@@ -11,7 +12,6 @@ from specfusion_lib.data.statistics import (
     processed_spectra_by_element,
     top_anonymous_formulas,
 )
-from specfusion_lib.errors import SnapshotError
 from specfusion_lib.spectra.xanes import XANESSpectrum, preprocess_xanes, tabulated_edge_energy
 
 

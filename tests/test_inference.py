@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 from pymatgen.core import Composition, Lattice, Structure
 
-from specfusion_lib.data.demo_pool import RelaxOutcome
+from specfusion_lib.core.errors import ChargeBalanceError, ConfigurationError, ElementError
 from specfusion_lib.data.snapshot import MaterialRecord
-from specfusion_lib.errors import ChargeBalanceError, ConfigurationError, ElementError
 from specfusion_lib.inference.candidates import (
     pxrd_agreement,
     pxrd_similarity,
@@ -39,6 +38,7 @@ from specfusion_lib.inference.templates import (
     fetch_mp_templates,
     retrieve_templates,
 )
+from specfusion_lib.simulate.relax import RelaxOutcome
 from specfusion_lib.spectra.pxrd import (
     PXRDPeaks,
     pattern_from_peaks,
@@ -209,7 +209,7 @@ def test_mp_templates_through_an_injected_client(database, monkeypatch) -> None:
                                 {"Mn": 6})
     assert result.best["template_id"] == "mp-19006"
     monkeypatch.delenv("MP_API_KEY", raising=False)
-    from specfusion_lib.errors import MissingAPIKeyError
+    from specfusion_lib.core.errors import MissingAPIKeyError
 
     with pytest.raises(MissingAPIKeyError):
         fetch_mp_templates(["AB"], ["cubic"])
@@ -393,7 +393,7 @@ def test_records_database_computes_missing_labels() -> None:
 def _cli(argv: list[str]) -> int:
     import argparse
 
-    from specfusion_lib.inference.cli import add_infer_structure_parser
+    from specfusion_lib.cli.infer_structure import add_infer_structure_parser
 
     parser = argparse.ArgumentParser(prog="specfusion")
     add_infer_structure_parser(parser.add_subparsers(dest="command", required=True))
@@ -413,7 +413,7 @@ def nio_inputs(fixture_snapshot, tmp_path_factory) -> tuple[Path, Path]:
 
 
 def test_cli_errors_name_the_problem(nio_inputs, tmp_path, fixture_snapshot_path) -> None:
-    from specfusion_lib.errors import InputFileError
+    from specfusion_lib.core.errors import InputFileError
 
     xanes, pattern = nio_inputs
     common = ["--xanes", str(xanes), "--pxrd", str(pattern), "--elements", "Ni", "O",

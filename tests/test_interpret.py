@@ -11,9 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from specfusion_lib import interpret, plotting_interpret
-from specfusion_lib.elements import descriptor_matrix
-from specfusion_lib.features import FeatureSet, descriptor_group_indices
+from specfusion_lib import interpret
+from specfusion_lib.core.elements import descriptor_matrix
 from specfusion_lib.interpret.ablation import (
     ABLATIONS,
     BASELINE,
@@ -22,6 +21,8 @@ from specfusion_lib.interpret.ablation import (
     AblationStudy,
 )
 from specfusion_lib.models import SpecFusionNet, count_parameters
+from specfusion_lib.plotting import interpret as interpret_plots
+from specfusion_lib.properties.features import FeatureSet, descriptor_group_indices
 
 torch.set_num_threads(1)
 
@@ -351,8 +352,8 @@ def test_run_ablation_on_the_fixture_trains_resumes_and_reports(fixture_snapshot
 
 
 def test_ablation_profile_lowers_the_material_cap_only() -> None:
+    from specfusion_lib.core.profiles import Profile, get_profile
     from specfusion_lib.interpret.ablation import ablation_profile
-    from specfusion_lib.profiles import Profile, get_profile
 
     quick = get_profile("quick")
     assert quick.ablation_max_materials is not None
@@ -406,17 +407,17 @@ def test_held_out_ids_prefer_compounds_every_model_held_out() -> None:
 def test_figures_draw_results_and_messages() -> None:
     feats, model = _features(), _model(1)
     result = interpret.grad_cam(model, feats, [0])[0]
-    fig = plotting_interpret.plot_gradcam({"band_gap": result, "density": "not available"},
+    fig = interpret_plots.plot_gradcam({"band_gap": result, "density": "not available"},
                                           "test")
     assert len(fig.axes) >= 3
     curve = interpret.deletion_curve(model, feats, fractions=(0.0, 0.5, 1.0), n_random=1)
-    figs = [fig, plotting_interpret.plot_deletion_curves({"band_gap": curve, "density": "x"}),
-            plotting_interpret.plot_region_summary(interpret.region_summary(
+    figs = [fig, interpret_plots.plot_deletion_curves({"band_gap": curve, "density": "x"}),
+            interpret_plots.plot_region_summary(interpret.region_summary(
                 interpret.region_table([result]))),
-            plotting_interpret.plot_structure(None)]
+            interpret_plots.plot_structure(None)]
     summary = _study({("density", "tm-Z"): [0.3, 0.2]}, ("density", "is_magnetic")).summary()
-    figs += [plotting_interpret.plot_fusion_ablation(summary),
-             plotting_interpret.plot_descriptor_ablation(summary, "regression", ["tm"]),
-             plotting_interpret.plot_descriptor_ablation(summary, "classification")]
+    figs += [interpret_plots.plot_fusion_ablation(summary),
+             interpret_plots.plot_descriptor_ablation(summary, "regression", ["tm"]),
+             interpret_plots.plot_descriptor_ablation(summary, "classification")]
     for f in figs:
         plt.close(f)

@@ -8,8 +8,8 @@ from functools import cache
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from specfusion_lib import labels as lb
-from specfusion_lib.errors import ElementError
+from specfusion_lib.core.errors import ElementError
+from specfusion_lib.data import structure_labels as lb
 
 # Textbook structures (room-temperature lattice parameters)
 _BUILDERS = {

@@ -13,7 +13,13 @@ import pandas as pd
 import pytest
 from pymatgen.core import Composition
 
-from specfusion_lib import validation
+from specfusion_lib.core.elements import TRANSITION_METALS
+from specfusion_lib.core.errors import (
+    ConfigurationError,
+    InputFileError,
+    SpectrumFileError,
+    WrongElementError,
+)
 from specfusion_lib.data.measured import (
     MEASURED_FILE,
     default_measured_path,
@@ -21,24 +27,18 @@ from specfusion_lib.data.measured import (
     measured_quirks,
     read_measured_xanes,
 )
-from specfusion_lib.domain_shift import E0TemplateAligner, spectral_agreement
-from specfusion_lib.elements import TRANSITION_METALS
-from specfusion_lib.errors import (
-    ConfigurationError,
-    InputFileError,
-    SpectrumFileError,
-    WrongElementError,
-)
-from specfusion_lib.evaluation import run_tasks
-from specfusion_lib.features import build_features
-from specfusion_lib.mixtures import (
+from specfusion_lib.measured import study
+from specfusion_lib.measured.domain_shift import E0TemplateAligner, spectral_agreement
+from specfusion_lib.measured.mixtures import (
     Phase,
     absorber_weights,
     dominant_phase,
     mix_phases,
     mixture_series,
 )
-from specfusion_lib.predict import Predictor
+from specfusion_lib.properties.features import build_features
+from specfusion_lib.properties.predict import Predictor
+from specfusion_lib.properties.runs import run_tasks
 from specfusion_lib.spectra.xanes import (
     EDGE_TOLERANCE_EV,
     XANESSpectrum,
@@ -174,28 +174,28 @@ def test_wrong_element_is_refused_with_the_line(tmp_path: Path, csv_rows) -> Non
 
 
 def test_matching_and_references_on_the_fixture(records, fixture_snapshot) -> None:
-    matches = validation.match_measured(records, fixture_snapshot)
+    matches = study.match_measured(records, fixture_snapshot)
     mno = matches["mp-714882-Mn@xaslib"]
     assert mno.material_id == "fx-MnO" and mno.simulated is not None
     assert mno.elements == ("Mn", "O")
     assert not matches["mp-25620-V@xaslib"].matched
-    ref = validation.reference_labels(fixture_snapshot, "fx-MnO", "Mn")
+    ref = study.reference_labels(fixture_snapshot, "fx-MnO", "Mn")
     assert ref["oxidation_state"] == "2" and ref["coordination_number"] == "6"
     assert ref["crystal_system"] == "cubic" and ref["band_gap"] is None
     features = build_features(fixture_snapshot)
-    train, holdout = validation.validation_features(fixture_snapshot, records, matches,
+    train, holdout = study.validation_features(fixture_snapshot, records, matches,
                                                     features)
     assert not holdout.applied and "nothing is held out" in holdout.reason
     assert len(train) == len(features)
-    applied = validation.plan_holdout(fixture_snapshot, features, ["MnO"], min_training=2)
+    applied = study.plan_holdout(fixture_snapshot, features, ["MnO"], min_training=2)
     assert applied.applied and applied.material_ids == ("fx-MnO",)
-    assert "fx-MnO" not in validation.training_features(features, applied).material_ids
+    assert "fx-MnO" not in study.training_features(features, applied).material_ids
 
 
 def test_pxrd_crystal_system_says_when_no_model_exists(records, fixture_snapshot,
                                                        tmp_path: Path) -> None:
-    matches = validation.match_measured(records, fixture_snapshot)
-    table = validation.pxrd_crystal_system(fixture_snapshot, matches, tmp_path)
+    matches = study.match_measured(records, fixture_snapshot)
+    table = study.pxrd_crystal_system(fixture_snapshot, matches, tmp_path)
     assert len(table) == 1 and table["status"].iloc[0].startswith("not available")
 
 
@@ -217,7 +217,7 @@ def test_gap_table_signs_and_agreement() -> None:
             err = 0.1 if inp == "simulated" else 0.5
             rows.append(("baseline", key, inp, "band_gap", "regression", 1.0 + err, 1.0,
                          err, math.nan))
-    gap = validation.gap_table(_compared(rows)).set_index("task")
+    gap = study.gap_table(_compared(rows)).set_index("task")
     assert gap.loc["oxidation_state", "simulated"] == 1.0
     assert gap.loc["oxidation_state", "measured"] == 0.5
     assert gap.loc["oxidation_state", "gap"] == -0.5
@@ -225,15 +225,15 @@ def test_gap_table_signs_and_agreement() -> None:
     assert gap.loc["band_gap", "gap"] == pytest.approx(0.4)
     assert gap.loc["band_gap", "agreement"] == pytest.approx(0.4)
     assert gap.loc["valence_and_cn", "measured"] == 0.5
-    summary = validation.structural_summary(_compared(rows))
+    summary = study.structural_summary(_compared(rows))
     assert summary["valence_and_cn"] == (1, 2)
 
 
 def test_paper_tables_hold_the_published_numbers() -> None:
-    t1 = validation.paper_table1().set_index("compound")
+    t1 = study.paper_table1().set_index("compound")
     assert len(t1) == 7 and t1.loc["Co3O4", "valence_and_cn"] == "✗"
     assert t1.loc["MnS", "E_g"] == 1.27
-    s1 = validation.paper_table_s1()
+    s1 = study.paper_table_s1()
     v = s1[(s1["compound"] == "V2O5") & (s1["property"] == "band gap (eV)")].iloc[0]
     assert (v["predicted"], v["experimental"]) == ("1.75", "2.27")
 
@@ -389,8 +389,8 @@ def test_matching_prefers_the_named_compound_among_polymorphs(records) -> None:
         return SimpleNamespace(materials=materials, spectra=spectra, manifest=manifest,
                                path=Path("demo"))
 
-    plain = validation.match_measured(vo, snapshot({}))[vo[0].key]
+    plain = study.match_measured(vo, snapshot({}))[vo[0].key]
     assert plain.material_id == "demo-a"  # lowest formation energy
-    named = validation.match_measured(vo, snapshot({"named_compounds": {"VO": "demo-b"}}))
+    named = study.match_measured(vo, snapshot({"named_compounds": {"VO": "demo-b"}}))
     assert named[vo[0].key].material_id == "demo-b"  # the known (named) structure wins
     assert "(the named compound)" in named[vo[0].key].rule

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from specfusion_lib import model_labels as ml
-from specfusion_lib.data.snapshot import LABEL_FIELDS
-from specfusion_lib.errors import (
+from specfusion_lib.core.errors import (
     ConfigurationError,
     DisorderedStructureError,
     ElementError,
     SpecfusionError,
 )
+from specfusion_lib.data.snapshot import LABEL_FIELDS
+from specfusion_lib.simulate import surrogate_labels as ml
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

@@ -25,14 +25,14 @@ from mp_api.client.routes.materials.xas import XASRester
 from pymatgen.analysis.xas.spectrum import XAS
 from pymatgen.core import Lattice, Structure
 
-from specfusion_lib.data import mp
-from specfusion_lib.data.snapshot import LABEL_FIELDS, load_snapshot
-from specfusion_lib.errors import (
+from specfusion_lib.core.errors import (
     ConfigurationError,
     DataSourceError,
     MissingAPIKeyError,
     SnapshotError,
 )
+from specfusion_lib.data import mp
+from specfusion_lib.data.snapshot import LABEL_FIELDS, load_snapshot
 
 # ----------------------------------------------------------------------------- documents
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jupytext
 import nbformat
 import papermill as pm
 import pytest
 
-from specfusion_lib.figures_index import CATALOGUE
+from specfusion_lib.plotting.figures_index import CATALOGUE
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -24,6 +25,25 @@ def test_notebooks_exist_and_are_numbered() -> None:
     assert [p.name[:2] for p in NOTEBOOKS][:2] == ["00", "01"]
     numbers = [int(p.name[:2]) for p in NOTEBOOKS]
     assert numbers == sorted(set(numbers)), "notebook numbers must be unique"
+
+
+def _cells(nb: nbformat.NotebookNode) -> list[tuple[str, str, tuple[str, ...]]]:
+    return [(c.cell_type, c.source.strip(), tuple(c.get("metadata", {}).get("tags", [])))
+            for c in nb.cells]
+
+
+def test_every_notebook_has_a_text_twin_and_no_twin_is_orphaned() -> None:
+    twins = {p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.py")}
+    assert twins == {p.stem for p in NOTEBOOKS}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_and_its_percent_twin_are_in_sync(path: Path) -> None:
+    twin = jupytext.read(path.with_suffix(".py"), fmt="py:percent")
+    notebook = nbformat.read(path, as_version=4)
+    assert _cells(twin) == _cells(notebook), (
+        f"{path.name} and {path.with_suffix('.py').name} differ: run "
+        f"`jupytext --sync {path.with_suffix('.py').relative_to(ROOT)}`")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

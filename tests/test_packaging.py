@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from specfusion_lib.cli import main
+from specfusion_lib.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,7 +76,7 @@ def test_run_all_rejects_unknown_profile() -> None:
 
 
 def test_cli_parser_does_not_import_torch() -> None:
-    code = ("import sys; from specfusion_lib.cli import build_parser; build_parser(); "
+    code = ("import sys; from specfusion_lib.cli.main import build_parser; build_parser(); "
             "heavy = [m for m in ('torch', 'pymatgen', 'pandas') if m in sys.modules]; "
             "print(heavy); sys.exit(1 if heavy else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -9,23 +9,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from specfusion_lib import cli
-from specfusion_lib.errors import (
+from specfusion_lib.cli import main
+from specfusion_lib.core.errors import (
     ConfigurationError,
     ElementError,
     InputFileError,
     WrongElementError,
 )
-from specfusion_lib.evaluation import run_tasks
-from specfusion_lib.predict import (
+from specfusion_lib.properties.predict import (
     TRAINING_ELEMENTS_KEY,
     Predictor,
     assign_spectra,
     predict_properties,
     predictions_to_json,
 )
+from specfusion_lib.properties.runs import run_tasks
+from specfusion_lib.properties.train import load
 from specfusion_lib.spectra.xanes import XANESSpectrum, tabulated_edge_energy
-from specfusion_lib.train import load
 
 TASKS = ("density", "crystal_system", "oxidation_state")
 
@@ -108,13 +108,13 @@ def test_cli_predict_json_assigns_files_by_edge(fixture_snapshot, checkpoints: P
                                                 tmp_path: Path, capsys) -> None:
     mid, elements, tm = _seen_compound(fixture_snapshot, checkpoints)
     path = _write_csv(tmp_path / "sample.csv", _spectrum(fixture_snapshot, mid, tm))
-    rc = cli.main(["predict", "--xanes", str(path), "--elements", *elements,
+    rc = main.main(["predict", "--xanes", str(path), "--elements", *elements,
                    "--checkpoint-dir", str(checkpoints), "--json"])
     assert rc == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["spectra"] == {tm: str(path)}
     assert {p["task"] for p in payload["predictions"]} == set(TASKS)
-    rc = cli.main(["predict", "--xanes", f"{tm}={path}", "--elements", *elements,
+    rc = main.main(["predict", "--xanes", f"{tm}={path}", "--elements", *elements,
                    "--checkpoint-dir", str(checkpoints)])
     assert rc == 0
     assert "crystal_system" in capsys.readouterr().out
@@ -132,7 +132,7 @@ def test_wrong_element_spectrum(fixture_snapshot, checkpoints: Path, tmp_path: P
         predict_properties({"Ni": path}, ["Ni", "O"], checkpoints)
     with pytest.raises(WrongElementError, match="matches none"):
         assign_spectra([path], ["Ni", "O"])
-    rc = cli.main(["predict", "--xanes", f"Ni={path}", "--elements", "Ni", "O",
+    rc = main.main(["predict", "--xanes", f"Ni={path}", "--elements", "Ni", "O",
                    "--checkpoint-dir", str(checkpoints)])
     assert rc == 2
     assert "error:" in capsys.readouterr().err

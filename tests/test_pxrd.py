@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pymatgen.analysis.diffraction.xrd import WAVELENGTHS
 from pymatgen.core import Lattice, Structure
 
-from specfusion_lib.errors import ConfigurationError, SpectrumFileError
+from specfusion_lib.core.errors import ConfigurationError, SpectrumFileError
 from specfusion_lib.spectra import pxrd
 
 GRID = pxrd.two_theta_grid()

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
+from specfusion_lib.core.errors import ChecksumError, SnapshotError
 from specfusion_lib.data import snapshot as snap
-from specfusion_lib.errors import ChecksumError, SnapshotError
 
 
 def _rocksalt(a: float, cation: str) -> Structure:

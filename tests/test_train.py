@@ -11,14 +11,15 @@ import pytest
 import torch
 from pymatgen.core import Lattice, Structure
 
+from specfusion_lib.core.errors import ConfigurationError, InputFileError
+from specfusion_lib.core.profiles import Profile
 from specfusion_lib.data.snapshot import (
     MaterialRecord,
     SpectrumRecord,
     load_snapshot,
     write_snapshot,
 )
-from specfusion_lib.errors import ConfigurationError, InputFileError
-from specfusion_lib.features import (
+from specfusion_lib.properties.features import (
     IGNORE_INDEX,
     TaskNotAvailableError,
     available_tasks,
@@ -28,9 +29,7 @@ from specfusion_lib.features import (
     task_data,
     weighted_mode,
 )
-from specfusion_lib.profiles import Profile
-from specfusion_lib.spectra.xanes import XANESSpectrum, tabulated_edge_energy
-from specfusion_lib.train import (
+from specfusion_lib.properties.train import (
     baseline_metrics,
     classification_metrics,
     load,
@@ -44,6 +43,7 @@ from specfusion_lib.train import (
     train_task,
     train_task_seeds,
 )
+from specfusion_lib.spectra.xanes import XANESSpectrum, tabulated_edge_energy
 
 torch.set_num_threads(1)
 

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from specfusion_lib.core.elements import TRANSITION_METALS, descriptor_columns, descriptor_matrix
+from specfusion_lib.core.errors import ConfigurationError
+from specfusion_lib.core.profiles import Profile
 from specfusion_lib.data.snapshot import Snapshot
-from specfusion_lib.elements import TRANSITION_METALS, descriptor_columns, descriptor_matrix
-from specfusion_lib.errors import ConfigurationError
-from specfusion_lib.features import (
+from specfusion_lib.models import MultiTaskSpecFusionNet, SpecFusionNet
+from specfusion_lib.properties.features import (
     IGNORE_INDEX,
     FeatureSet,
     TaskData,
@@ -20,16 +22,14 @@ from specfusion_lib.features import (
     build_features,
     get_task_spec,
 )
-from specfusion_lib.models import MultiTaskSpecFusionNet, SpecFusionNet
-from specfusion_lib.profiles import Profile
-from specfusion_lib.train import load, metadata_path, predict
-from specfusion_lib.train_multitask import (
+from specfusion_lib.properties.multitask import (
     MultiTaskData,
     checkpoint_file,
     multitask_data,
     predict_multitask,
     train_multitask,
 )
+from specfusion_lib.properties.train import load, metadata_path, predict
 
 torch.set_num_threads(1)
 

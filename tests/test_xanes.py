@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from specfusion_lib.errors import (
+from specfusion_lib.core.errors import (
     ConfigurationError,
     ElementError,
     SpectrumError,

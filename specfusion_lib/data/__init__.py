@@ -1,1 +1,15 @@
-"""Data layer: snapshot format, Materials Project source, file readers."""
+"""Snapshots and their sources (SPEC §3).
+
+* :mod:`specfusion_lib.data.snapshot`: the snapshot format (materials, spectra, manifest with
+  checksums), reading with verification, atomic writing.
+* :mod:`specfusion_lib.data.sources`: open a snapshot by folder; overview tables.
+* :mod:`specfusion_lib.data.structure_labels`: labels exact for a structure (crystal system
+  via spglib, density, bond-valence oxidation states, CrystalNN coordination numbers).
+* :mod:`specfusion_lib.data.mp`: the Materials Project source (``mp-api``).
+* :mod:`specfusion_lib.data.demo_pool`: the demo's candidate structures (prototypes,
+  substitutions) and their CHGNet relaxation cache.
+* :mod:`specfusion_lib.data.demo`: the demo snapshot build (FEFF10 spectra, labels).
+* :mod:`specfusion_lib.data.fixture`: the small test snapshot.
+* :mod:`specfusion_lib.data.measured`: the measured spectra of ``maml-apps-rfxas``.
+* :mod:`specfusion_lib.data.statistics`: dataset statistics of notebook 01.
+"""

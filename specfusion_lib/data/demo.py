@@ -36,10 +36,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from specfusion_lib.atomic import atomic_write_text
+from specfusion_lib.core.atomic import atomic_write_text
+from specfusion_lib.core.elements import is_transition_metal
+from specfusion_lib.core.errors import SnapshotError, SpecfusionError
 from specfusion_lib.data.snapshot import MaterialRecord, SpectrumRecord, write_snapshot
-from specfusion_lib.elements import is_transition_metal
-from specfusion_lib.errors import SnapshotError, SpecfusionError
 
 __all__ = ["ALL_ELEMENT_COUNT", "DEFAULT_BUILD_DIR", "DEFAULT_OUT", "XANES_COUNT",
            "build_demo_snapshot", "plan_demo_spectra", "select_all_element_subset",
@@ -167,7 +167,7 @@ def _frozen_xanes_subset(entries: Sequence[Any], count: int, all_element_ids: Se
 
 
 def _structure_labels(entry: Any, cache: Path) -> dict[str, Any]:
-    from specfusion_lib.labels import structure_labels
+    from specfusion_lib.data.structure_labels import structure_labels
 
     path = cache / f"{entry.key}.json"
     if path.is_file():
@@ -229,10 +229,10 @@ def build_demo_snapshot(out: str | os.PathLike[str] = DEFAULT_OUT, *,
         SnapshotError: The pool is empty (run the pool builder first).
     """
     from specfusion_lib.data.demo_pool import load_pool
-    from specfusion_lib.model_labels import MODEL_LABEL_SOURCES, predict_model_labels
     from specfusion_lib.simulate.cache import SpectrumCache
     from specfusion_lib.simulate.feff import feff_version
     from specfusion_lib.simulate.runner import assemble_spectra, plan_jobs, run_jobs
+    from specfusion_lib.simulate.surrogate_labels import MODEL_LABEL_SOURCES, predict_model_labels
 
     build = Path(build_dir)
     entries = load_pool(build / "pool")

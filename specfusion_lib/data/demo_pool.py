@@ -2,7 +2,7 @@
 
 SPEC §3 source 2 (``demo``) needs a pool of crystal structures that the project builds itself,
 without the Materials Project: at least 1,500 charge-balanced compounds with 2–5 elements, at
-least one transition metal (Sc–Zn, Y–Cd, :data:`specfusion_lib.elements.TRANSITION_METALS`) and
+least one transition metal (Sc–Zn, Y–Cd, :data:`specfusion_lib.core.elements.TRANSITION_METALS`) and
 no noble gas, relaxed with CHGNet. This module builds that pool in three steps that can be
 run, inspected and resumed separately.
 
@@ -77,17 +77,11 @@ of settings relaxes again. Failures are stored too, with their reason. The recor
 final structure, CHGNet's total energy and energy per atom, and its magnetic moment per site
 (μB; used for ``is_magnetic``).
 
-**Physical checks** (:func:`assess_relaxation`), applied when a record is written and again
-by :func:`load_pool` with the current settings (so thresholds can change without relaxing
-again). A relaxed structure is dropped when:
-
-* the relaxation did not converge within the step limit (reason ``not_converged``);
-* its volume changed by more than ``max_volume_change`` (30 %) from the unrelaxed
-  candidate, a sign that the prototype does not suit the chemistry (``volume_change``);
-* two atoms are closer than ``min_distance`` (0.7 Å) or than ``min_distance_ratio`` (0.5)
-  times the sum of their atomic radii (``min_distance``);
-* its density is outside ``density_range`` (1–25 g/cm³) (``density``);
-* CHGNet's energy is not finite or not negative per atom (``energy``).
+**Physical checks** (:func:`~specfusion_lib.simulate.relax.assess_relaxation`), applied when
+a record is written and again by :func:`load_pool` with the current settings (so thresholds
+can change without relaxing again). A relaxed structure is dropped when the relaxation did
+not converge within the step limit (reason ``not_converged``) or when it fails a check of
+:mod:`specfusion_lib.simulate.relax` (volume change, minimum distance, density, energy).
 
 :func:`write_index` summarises the cache in ``index.json`` (counts per source and rule,
 failures by reason, named compounds present, time per relaxation).
@@ -114,7 +108,7 @@ import statistics
 import time
 import warnings
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from importlib import metadata
@@ -122,13 +116,19 @@ from itertools import combinations, product
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pymatgen.core import Composition, Element, Lattice, Species, Structure
 from tqdm.auto import tqdm
 
-from specfusion_lib.atomic import atomic_write_bytes, atomic_write_text
-from specfusion_lib.elements import NOBLE_GASES, TRANSITION_METALS
-from specfusion_lib.errors import ChargeBalanceError, ConfigurationError, SimulationError
+from specfusion_lib.core.atomic import atomic_write_bytes, atomic_write_text
+from specfusion_lib.core.elements import NOBLE_GASES, TRANSITION_METALS
+from specfusion_lib.core.errors import ChargeBalanceError, ConfigurationError, SimulationError
+from specfusion_lib.simulate.relax import (
+    Relaxer,
+    RelaxOutcome,
+    RelaxSettings,
+    assess_relaxation,
+    chgnet_relaxer,
+)
 
 __all__ = [
     "ALLOWED_ELEMENTS",
@@ -253,6 +253,15 @@ class PoolSettings:
                 "per_prototype_cap", "max_candidates", "seed")
         return _sha256_json({k: getattr(self, k) for k in keys}
                             | {"schema": SCHEMA_VERSION, "rules": RULES_VERSION})
+
+    def relax_settings(self) -> RelaxSettings:
+        """The relaxation and physical-check part of these settings."""
+        return RelaxSettings(fmax=self.fmax, max_steps=self.max_steps,
+                             relax_cell=self.relax_cell, threads=self.threads,
+                             max_volume_change=self.max_volume_change,
+                             min_distance=self.min_distance,
+                             min_distance_ratio=self.min_distance_ratio,
+                             density_range=self.density_range)
 
     def relax_fingerprint(self) -> dict[str, Any]:
         """Settings and software that determine a relaxation's result (part of its cache key).
@@ -567,30 +576,6 @@ class Candidate:
                              "relax": settings.relax_fingerprint()})
 
 
-@dataclass(frozen=True)
-class RelaxOutcome:
-    """What a relaxer returns.
-
-    Attributes:
-        structure: Final structure.
-        energy: Total energy in eV.
-        magmoms: Magnetic moment per site in μB (None when the model gives none).
-        n_steps: Optimiser steps taken.
-        converged: Whether the optimiser stopped before the step limit.
-        max_force: Largest atomic force of the final structure in eV/Å (NaN if unknown).
-    """
-
-    structure: Structure
-    energy: float
-    magmoms: list[float] | None
-    n_steps: int
-    converged: bool
-    max_force: float = math.nan
-
-
-Relaxer = Callable[[Structure], RelaxOutcome]
-
-
 @dataclass
 class RelaxReport:
     """Summary of one :func:`relax_candidates` call.
@@ -652,7 +637,7 @@ class PoolEntry:
         model labels are added by the snapshot builder.
         """
         from specfusion_lib.data.snapshot import MaterialRecord
-        from specfusion_lib.labels import crystal_system
+        from specfusion_lib.data.structure_labels import crystal_system
 
         return MaterialRecord(self.candidate_id, self.structure,
                               {"density": float(self.structure.density),
@@ -1290,98 +1275,6 @@ def load_candidates(path: str | os.PathLike[str], settings: PoolSettings | None 
 # --------------------------------------------------------------------------------------------
 
 
-def chgnet_relaxer(settings: PoolSettings | None = None) -> Relaxer:
-    """A relaxer running CHGNet's ``StructOptimizer`` on the CPU.
-
-    The pretrained model ships in the ``chgnet`` package. FIRE with the Fréchet cell filter,
-    ``settings.fmax`` and ``settings.max_steps``. ``torch`` *and* the process's BLAS / OpenMP
-    pools (numpy's and scipy's OpenBLAS, torch's libgomp; through ``threadpoolctl``) use
-    ``settings.threads`` threads: with only torch limited, idle OpenBLAS threads spin and a
-    relaxation next to a FEFF process on a 2-core machine ran about 6x slower (12 s instead
-    of 1.9 s per relaxation, measured on the demo pool).
-    The number of steps is the number of optimiser iterations recorded by CHGNet's
-    trajectory observer; converged means fewer steps than the limit.
-    """
-    import torch
-    from chgnet.model import CHGNet, StructOptimizer
-    from threadpoolctl import threadpool_limits
-
-    s = settings or PoolSettings()
-    torch.set_num_threads(max(1, s.threads))
-    threadpool_limits(limits=max(1, s.threads))  # process-wide, for the relaxer's lifetime
-    with contextlib.redirect_stdout(None):
-        model = CHGNet.load(verbose=False)
-        optimizer = StructOptimizer(model=model, use_device="cpu")
-
-    def relax(structure: Structure) -> RelaxOutcome:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(None):
-            warnings.simplefilter("ignore")
-            result = optimizer.relax(structure, fmax=s.fmax, steps=s.max_steps,
-                                     relax_cell=s.relax_cell, verbose=False)
-        traj = result["trajectory"]
-        final = result["final_structure"]
-        n_steps = max(len(traj.energies) - 2, 0)
-        forces = np.asarray(traj.forces[-1]) if traj.forces else None
-        max_force = float(np.linalg.norm(forces, axis=1).max()) if forces is not None else math.nan
-        magmoms = final.site_properties.get("magmom")
-        return RelaxOutcome(final, float(traj.energies[-1]),
-                            [round(float(m), 4) for m in magmoms] if magmoms else None,
-                            n_steps, n_steps < s.max_steps, max_force)
-
-    return relax
-
-
-def _min_distance(structure: Structure) -> tuple[float, float]:
-    """(minimum distance in Å, minimum ratio distance / sum of atomic radii)."""
-    if len(structure) == 1:
-        a, b, c = structure.lattice.abc
-        return min(a, b, c), math.inf
-    dm = structure.distance_matrix.copy()
-    np.fill_diagonal(dm, np.inf)
-    radii = np.array([float(site.specie.atomic_radius or 1.5) for site in structure])
-    ratio = dm / (radii[:, None] + radii[None, :])
-    # periodic images of the same atom: the shortest lattice vector
-    self_image = min(structure.lattice.abc)
-    return float(min(dm.min(), self_image)), float(ratio.min())
-
-
-def assess_relaxation(initial: Structure, final: Structure, energy_per_atom: float,
-                      settings: PoolSettings | None = None) -> tuple[str | None, dict[str, float]]:
-    """Check a relaxed structure for physical sense (see the module docstring).
-
-    Args:
-        initial: The unrelaxed candidate.
-        final: The relaxed structure.
-        energy_per_atom: Final energy, eV/atom.
-        settings: Thresholds.
-
-    Returns:
-        ``(reason, metrics)``: ``reason`` is None when the structure passes, otherwise a
-        message starting with the failed check's name (``volume_change``, ``min_distance``,
-        ``density``, ``energy``). ``metrics`` holds ``volume_change`` (relative),
-        ``min_distance`` (Å), ``min_distance_ratio`` and ``density`` (g/cm³).
-    """
-    s = settings or PoolSettings()
-    dv = final.volume / initial.volume - 1.0
-    dmin, ratio = _min_distance(final)
-    dens = float(final.density)
-    metrics = {"volume_change": round(dv, 5), "min_distance": round(dmin, 4),
-               "min_distance_ratio": round(ratio, 4) if math.isfinite(ratio) else None,
-               "density": round(dens, 4)}
-    if not math.isfinite(energy_per_atom) or energy_per_atom >= 0:
-        return f"energy: {energy_per_atom:.3f} eV/atom is not finite and negative", metrics
-    if abs(dv) > s.max_volume_change:
-        return (f"volume_change: {100 * dv:+.1f} % exceeds ±{100 * s.max_volume_change:.0f} %",
-                metrics)
-    if dmin < s.min_distance or ratio < s.min_distance_ratio:
-        return (f"min_distance: {dmin:.2f} Å (ratio {ratio:.2f} to the atomic radii sum; "
-                f"limits {s.min_distance} Å, {s.min_distance_ratio})", metrics)
-    lo, hi = s.density_range
-    if not lo <= dens <= hi:
-        return f"density: {dens:.2f} g/cm3 outside [{lo}, {hi}]", metrics
-    return None, metrics
-
-
 def _record_path(cache_dir: Path, key: str) -> Path:
     return cache_dir / RECORDS_DIR / f"{key}.json"
 
@@ -1402,7 +1295,7 @@ def _relax_one(c: Candidate, relaxer: Relaxer, settings: PoolSettings) -> dict[s
         return rec
     final = _undecorated(outcome.structure)
     epa = outcome.energy / len(final)
-    reason, metrics = assess_relaxation(c.structure, final, epa, settings)
+    reason, metrics = assess_relaxation(c.structure, final, epa, settings.relax_settings())
     if not outcome.converged:
         reason = (f"not_converged: {outcome.n_steps} steps, max force "
                   f"{outcome.max_force:.3f} eV/Å > fmax {settings.fmax}")
@@ -1478,7 +1371,7 @@ def relax_candidates(candidates: Sequence[Candidate], cache_dir: str | os.PathLi
                 report.remaining = len(todo) - n
                 break
             if relaxer is None:
-                relaxer = chgnet_relaxer(s)
+                relaxer = chgnet_relaxer(s.relax_settings())
             rec = _relax_one(c, relaxer, s)
             atomic_write_text(_record_path(root, rec["key"]), json.dumps(rec))
             report.relaxed += 1
@@ -1517,7 +1410,8 @@ def _evaluate(rec: dict[str, Any], settings: PoolSettings) -> str | None:
         return rec.get("reason") or "not_converged"
     reason, _ = assess_relaxation(Structure.from_dict(rec["initial_structure"]),
                                   Structure.from_dict(rec["final_structure"]),
-                                  float(rec["energy_per_atom"]), settings)
+                                  float(rec["energy_per_atom"]),
+                                  settings.relax_settings())
     return reason
 
 

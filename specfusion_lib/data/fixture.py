@@ -3,7 +3,7 @@
 A handful of textbook compounds covering five crystal systems and two to three elements,
 built with ``Structure.from_spacegroup`` from published lattice parameters (ICSD-style
 textbook values), labelled with the exact structure-derived labels of
-:mod:`specfusion_lib.labels` and with K-edge XANES simulated by this package's FEFF10
+:mod:`specfusion_lib.data.structure_labels` and with K-edge XANES simulated by this package's FEFF10
 wrapper (``fast`` preset). Labels that need a model or a DFT calculation (band gap, Fermi
 level, formation energy, magnetism) are absent: the fixture exercises the "not available in
 this snapshot" path of every notebook.
@@ -98,7 +98,7 @@ def build_fixture_snapshot(out: str | os.PathLike[str], *, preset: str = "fast",
     Returns:
         The snapshot folder.
     """
-    from specfusion_lib.labels import structure_labels
+    from specfusion_lib.data.structure_labels import structure_labels
     from specfusion_lib.simulate.feff import feff_version, simulate_xanes
 
     materials, spectra = [], []

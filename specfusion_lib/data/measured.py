@@ -35,8 +35,8 @@ What the reader handles (each finding is also computed from the data by
 * **Coordination labels.** ``top_1_coord_num`` (``"CN_6"``) and ``cnum_ranked_order_label``
   (``"CN_6-CN_4"`` for Mn3O4, two sites) are parsed into numbers; the labels are kept as given.
 
-Every problem raises :class:`~specfusion_lib.errors.SpectrumFileError` (or
-:class:`~specfusion_lib.errors.WrongElementError` / :class:`~specfusion_lib.errors.SpectrumError`
+Every problem raises :class:`~specfusion_lib.core.errors.SpectrumFileError` (or
+:class:`~specfusion_lib.core.errors.WrongElementError` / :class:`~specfusion_lib.core.errors.SpectrumError`
 from the edge check) whose message names the file, the line and the record.
 """
 
@@ -56,8 +56,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from specfusion_lib.elements import TRANSITION_METALS
-from specfusion_lib.errors import InputFileError, SpecfusionError, SpectrumFileError
+from specfusion_lib.core.elements import TRANSITION_METALS
+from specfusion_lib.core.errors import InputFileError, SpecfusionError, SpectrumFileError
 from specfusion_lib.spectra.xanes import XANESSpectrum, canonical_element, check_edge
 
 __all__ = [

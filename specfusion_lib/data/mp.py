@@ -4,7 +4,7 @@ Downloads the paper's selection of Materials Project (MP) materials through ``mp
 writes it as a snapshot (:mod:`specfusion_lib.data.snapshot`):
 
 * **Selection** (as in the paper): 2–5 elements, at least one transition metal (Sc–Zn, Y–Cd,
-  :data:`specfusion_lib.elements.TRANSITION_METALS`), no noble gases; deprecated MP entries are
+  :data:`specfusion_lib.core.elements.TRANSITION_METALS`), no noble gases; deprecated MP entries are
   left out. By default (``require_xanes=True``) only materials that have K-edge XANES in MP's
   XAS collection are kept, and with the transition-metal rule at least one of those spectra
   must be of a transition metal: the models of the paper need TM spectra.
@@ -19,7 +19,7 @@ writes it as a snapshot (:mod:`specfusion_lib.data.snapshot`):
   structure (:func:`summary_doc_to_record`). Absent values stay ``None``; MP's ordering
   ``"Unknown"`` counts as absent. Per absorbing-site oxidation states (bond valence) and
   coordination numbers (CrystalNN) are computed from the MP structure with
-  :func:`specfusion_lib.labels.structure_labels` (``site_labels=True``).
+  :func:`specfusion_lib.data.structure_labels.structure_labels` (``site_labels=True``).
 * **Spectra**: every K-edge XANES document of MP's XAS collection for those materials
   (:func:`xas_doc_to_record`). The collection holds one spectrum per (material, absorbing
   element, edge, type): the site-weighted average over the element's inequivalent sites of
@@ -37,12 +37,12 @@ The work is split into three resumable steps, each persisted in a cache folder (
 
 An interrupted run (network failure, Ctrl-C, crash) started again with the same arguments
 skips every finished file. The cache remembers the arguments that define its content; a run
-with different ones refuses to mix them (:class:`~specfusion_lib.errors.ConfigurationError`).
+with different ones refuses to mix them (:class:`~specfusion_lib.core.errors.ConfigurationError`).
 Each request is retried on transient errors (``MPRestError`` from the client, ``requests``
 network errors, timeouts) with exponential backoff (``backoff_s``, ``2 * backoff_s``, ...);
 client errors that cannot succeed on a retry (HTTP 4xx other than 408/429, a bad API key)
 fail at once. A request that still fails raises
-:class:`~specfusion_lib.errors.DataSourceError` naming the step and chunk. Once the snapshot
+:class:`~specfusion_lib.core.errors.DataSourceError` naming the step and chunk. Once the snapshot
 is written the cache folder is removed.
 """
 
@@ -67,20 +67,20 @@ import numpy as np
 from pymatgen.core import Structure
 from tqdm.auto import tqdm
 
-from specfusion_lib.atomic import atomic_write_text
-from specfusion_lib.data.snapshot import (
-    LABEL_FIELDS,
-    MaterialRecord,
-    SpectrumRecord,
-    write_snapshot,
-)
-from specfusion_lib.elements import NOBLE_GASES, TRANSITION_METALS
-from specfusion_lib.errors import (
+from specfusion_lib.core.atomic import atomic_write_text
+from specfusion_lib.core.elements import NOBLE_GASES, TRANSITION_METALS
+from specfusion_lib.core.errors import (
     ConfigurationError,
     DataSourceError,
     MissingAPIKeyError,
     SnapshotError,
     SpecfusionError,
+)
+from specfusion_lib.data.snapshot import (
+    LABEL_FIELDS,
+    MaterialRecord,
+    SpectrumRecord,
+    write_snapshot,
 )
 
 __all__ = [
@@ -125,7 +125,7 @@ XAS_SPECTRUM_TYPE = "XANES"
 #: Provenance of the summary labels written to the manifest.
 MP_LABEL_SOURCE = "Materials Project summary (DFT)"
 #: Provenance of the per-site labels.
-SITE_LABEL_SOURCE = ("specfusion_lib.labels on the MP structure: bond valence (pymatgen "
+SITE_LABEL_SOURCE = ("specfusion_lib.data.structure_labels on the MP structure: bond valence (pymatgen "
                      "BVAnalyzer) oxidation states, CrystalNN coordination numbers")
 #: Help shown when no API key is found.
 API_KEY_HELP = (
@@ -669,7 +669,7 @@ def _fetch_chunk(mpr: Any, index: int, ids: Sequence[str], selection: _Selection
 
 def _site_labels_of(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Step 3 for one chunk: per absorbing-site labels of each material (None on failure)."""
-    from specfusion_lib.labels import structure_labels
+    from specfusion_lib.data.structure_labels import structure_labels
 
     out: dict[str, Any] = {}
     for row in rows:
@@ -726,7 +726,7 @@ def fetch_mp_snapshot(
             ``client.materials.xas.search``); default a new ``mp_api.client.MPRester``.
         progress: Show tqdm progress bars.
         site_labels: Compute per absorbing-site oxidation states and coordination numbers
-            (:func:`specfusion_lib.labels.structure_labels`) for the ``sites`` column.
+            (:func:`specfusion_lib.data.structure_labels.structure_labels`) for the ``sites`` column.
         overwrite: Replace an existing snapshot at ``out``.
 
     Returns:

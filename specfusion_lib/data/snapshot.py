@@ -23,7 +23,7 @@ Spectra table columns
 
 Integrity
     Loading recomputes the SHA-256 of every file and compares it (and the size) with the
-    manifest; any difference raises :class:`~specfusion_lib.errors.ChecksumError` naming the
+    manifest; any difference raises :class:`~specfusion_lib.core.errors.ChecksumError` naming the
     file. Writing is atomic: the whole snapshot is written into a temporary sibling folder and
     renamed into place, so an interrupted write never leaves a half-written snapshot behind.
     The *snapshot id* is the SHA-256 of the manifest's sorted file checksums; checkpoints store
@@ -52,7 +52,7 @@ import pyarrow.parquet as pq
 from pymatgen.core import Structure
 
 from specfusion_lib import __version__
-from specfusion_lib.errors import ChecksumError, SnapshotError
+from specfusion_lib.core.errors import ChecksumError, SnapshotError
 
 __all__ = [
     "LABEL_FIELDS",

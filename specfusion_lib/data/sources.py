@@ -2,7 +2,7 @@
 
 Notebooks take a ``data`` parameter (a snapshot folder). :func:`open_snapshot` loads and
 verifies it; when the folder is missing it either builds it (``build_if_missing="fixture"``
-or ``"mp"``) or raises a :class:`~specfusion_lib.errors.SnapshotError` that says how to get
+or ``"mp"``) or raises a :class:`~specfusion_lib.core.errors.SnapshotError` that says how to get
 one. :func:`snapshot_overview` turns a manifest into the tables notebook 00 shows.
 """
 
@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
+from specfusion_lib.core.errors import ConfigurationError, SnapshotError
+from specfusion_lib.core.tasks import TASKS
 from specfusion_lib.data.snapshot import LABEL_FIELDS, Snapshot, load_snapshot
-from specfusion_lib.errors import ConfigurationError, SnapshotError
-from specfusion_lib.tasks import TASKS
 
 __all__ = ["BUILDERS", "open_snapshot", "snapshot_overview"]
 

@@ -1,7 +1,7 @@
 """Dataset statistics of a snapshot (the tables behind SI Fig. S1–S3, S6, S7 and S17).
 
 All functions take a loaded :class:`~specfusion_lib.data.snapshot.Snapshot` and return
-pandas objects or arrays; plotting lives in :mod:`specfusion_lib.plotting`.
+pandas objects or arrays; plotting lives in :mod:`specfusion_lib.plotting.common`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import pandas as pd
 from pymatgen.core import Composition, Element
 from tqdm.auto import tqdm
 
+from specfusion_lib.core.errors import InputFileError, SpectrumError
+from specfusion_lib.core.tasks import CLASSIFICATION_TASKS, REGRESSION_TASKS, TASKS
 from specfusion_lib.data.snapshot import Snapshot
-from specfusion_lib.errors import InputFileError, SpectrumError
-from specfusion_lib.tasks import CLASSIFICATION_TASKS, REGRESSION_TASKS, TASKS
 
 __all__ = [
     "classification_label_table",
@@ -99,7 +99,7 @@ def processed_spectra_by_element(
         element → array ``(n_spectra, n_points)`` and a DataFrame of skipped spectra with the
         reason.
     """
-    from specfusion_lib.elements import TRANSITION_METALS
+    from specfusion_lib.core.elements import TRANSITION_METALS
     from specfusion_lib.spectra.xanes import XANESSpectrum, preprocess_xanes
 
     table = snapshot.spectra[snapshot.spectra["edge"] == edge]

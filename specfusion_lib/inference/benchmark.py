@@ -40,12 +40,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from specfusion_lib.elements import TRANSITION_METALS
-from specfusion_lib.errors import SpecfusionError
-from specfusion_lib.features import weighted_mode
+from specfusion_lib.core.elements import TRANSITION_METALS
+from specfusion_lib.core.errors import SpecfusionError
+from specfusion_lib.data.structure_labels import CRYSTAL_SYSTEMS
 from specfusion_lib.inference.search import SearchSettings, infer_structure
 from specfusion_lib.inference.templates import TemplateDatabase
-from specfusion_lib.labels import CRYSTAL_SYSTEMS
+from specfusion_lib.properties.features import weighted_mode
 from specfusion_lib.spectra.pxrd import simulate_pattern
 from specfusion_lib.spectra.xanes import XANESSpectrum
 
@@ -114,7 +114,7 @@ def held_out_compounds(snapshot: Any, element_runs: Mapping[str, Any]) -> pd.Dat
 
     Args:
         snapshot: The snapshot the models were trained on.
-        element_runs: :func:`specfusion_lib.evaluation.run_tasks` output for
+        element_runs: :func:`specfusion_lib.properties.runs.run_tasks` output for
             ``("oxidation_state", "coordination_number")``.
 
     Returns:
@@ -195,7 +195,7 @@ def benchmark_crystal_probabilities(
     """Crystal-system probabilities of the benchmark compounds from a PXRD classifier that
     never saw them (module docstring, step 2).
 
-    The classifier (:func:`specfusion_lib.crystal_system.train_crystal_system_model`, tag
+    The classifier (:func:`specfusion_lib.crystal_system.training.train_crystal_system_model`, tag
     ``inference-benchmark``) is trained with :func:`crystal_system_split`; a matching
     checkpoint in ``checkpoint_dir`` is reused; ``cache_dir`` caches the simulated reflections
     (as notebook 07 does).
@@ -205,8 +205,11 @@ def benchmark_crystal_probabilities(
         compounds without a pattern are missing), the run (None when nothing could be
         trained) and a note ("" when trained).
     """
-    from specfusion_lib.crystal_system import crystal_system_data, train_crystal_system_model
-    from specfusion_lib.errors import ConfigurationError
+    from specfusion_lib.core.errors import ConfigurationError
+    from specfusion_lib.crystal_system.training import (
+        crystal_system_data,
+        train_crystal_system_model,
+    )
 
     empty = pd.DataFrame(columns=list(CRYSTAL_SYSTEMS), dtype=float)
     if compounds.empty:
@@ -243,7 +246,7 @@ def probabilities_table(predictions: pd.DataFrame) -> pd.DataFrame:
 
     Args:
         predictions: Test predictions of a PXRD crystal-system run
-            (:attr:`specfusion_lib.crystal_system.CrystalSystemRun.predictions`: columns
+            (:attr:`specfusion_lib.crystal_system.training.CrystalSystemRun.predictions`: columns
             ``material_id`` and ``p_<system>``), or a table that already has one column per
             system.
     """

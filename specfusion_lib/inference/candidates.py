@@ -10,7 +10,7 @@ Method
    :data:`VOLUME_SCALE_LIMITS` (radii: :func:`specfusion_lib.inference.radii.shannon_radius`
    at six-fold coordination; an ion pymatgen does not tabulate keeps the template's radius, so
    it does not change the volume).
-2. **Relaxation**: CHGNet through :func:`specfusion_lib.data.demo_pool.chgnet_relaxer` (FIRE,
+2. **Relaxation**: CHGNet through :func:`specfusion_lib.simulate.relax.chgnet_relaxer` (FIRE,
    Fréchet cell filter, ``fmax`` and ``max_steps`` of :func:`chgnet_relaxer_for_search`). The
    SI uses DFT; CHGNet is the pretrained universal potential that ships with the package.
 3. **PXRD comparison** (:func:`r_pxrd`): both patterns on the package's 2θ grid (10–80°,
@@ -67,7 +67,7 @@ from numpy.typing import ArrayLike
 from pymatgen.core import Element, Lattice, Structure
 from scipy.ndimage import gaussian_filter1d
 
-from specfusion_lib.errors import ConfigurationError, SpecfusionError
+from specfusion_lib.core.errors import ConfigurationError, SpecfusionError
 from specfusion_lib.inference.radii import shannon_radius
 from specfusion_lib.spectra.pxrd import PXRDPattern, simulate_pattern, to_grid, two_theta_grid
 from specfusion_lib.spectra.xanes import XANESSpectrum, align_by_correlation, preprocess_xanes
@@ -371,9 +371,9 @@ def simulate_candidate_pattern(structure: Structure) -> PXRDPattern:
 def chgnet_relaxer_for_search(fmax: float = RELAX_FMAX, max_steps: int = RELAX_MAX_STEPS,
                               threads: int = 1) -> Relaxer:
     """CHGNet relaxer of the demo pool with the search's settings (loads the model once)."""
-    from specfusion_lib.data.demo_pool import PoolSettings, chgnet_relaxer
+    from specfusion_lib.simulate.relax import RelaxSettings, chgnet_relaxer
 
-    return chgnet_relaxer(PoolSettings(fmax=fmax, max_steps=max_steps, threads=threads))
+    return chgnet_relaxer(RelaxSettings(fmax=fmax, max_steps=max_steps, threads=threads))
 
 
 class FeffXanesSimulator:

@@ -53,8 +53,8 @@ import pandas as pd
 from pymatgen.core import Element
 from pymatgen.core.composition import reduce_formula
 
-from specfusion_lib.elements import element_type, normalize_symbol
-from specfusion_lib.errors import ChargeBalanceError, ConfigurationError
+from specfusion_lib.core.elements import element_type, normalize_symbol
+from specfusion_lib.core.errors import ChargeBalanceError, ConfigurationError
 
 __all__ = [
     "MAX_COUNT",

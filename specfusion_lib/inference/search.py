@@ -49,9 +49,10 @@ from pymatgen.core import Structure
 from pymatgen.io.cif import CifWriter
 from tqdm.auto import tqdm
 
-from specfusion_lib.atomic import atomic_write_text
-from specfusion_lib.elements import normalize_symbol
-from specfusion_lib.errors import ConfigurationError, SpecfusionError
+from specfusion_lib.core.atomic import atomic_write_text
+from specfusion_lib.core.elements import normalize_symbol
+from specfusion_lib.core.errors import ConfigurationError, SpecfusionError
+from specfusion_lib.data.structure_labels import crystal_system
 from specfusion_lib.inference.candidates import (
     R_PXRD_MAX_SCALE,
     R_PXRD_SMOOTHING_DEG,
@@ -72,7 +73,6 @@ from specfusion_lib.inference.templates import (
     TemplateDatabase,
     retrieve_templates,
 )
-from specfusion_lib.labels import crystal_system
 from specfusion_lib.spectra.pxrd import PXRDPattern
 from specfusion_lib.spectra.xanes import XANESSpectrum
 
@@ -260,7 +260,7 @@ def _choose(order: Sequence[str], candidates: Mapping[str, Candidate], n: int,
 
 
 def _relax(relaxer: Relaxer, cand: Candidate) -> tuple[Structure, bool, str]:
-    from specfusion_lib.data.demo_pool import assess_relaxation
+    from specfusion_lib.simulate.relax import assess_relaxation
 
     try:
         outcome = relaxer(cand.structure)

@@ -26,7 +26,7 @@ Hierarchical constraints, as in SI §S2.2:
 Every pair is classified, and a mapping takes the loosest class of its pairs (its *level*):
 
 ``exact``
-    same element category (:func:`specfusion_lib.elements.element_type`), same oxidation
+    same element category (:func:`specfusion_lib.core.elements.element_type`), same oxidation
     state and, for a TM with a predicted CN, the same CN in the template;
 ``relaxed``
     same element category, oxidation state or CN differ (SI: "comparable");
@@ -70,12 +70,12 @@ import numpy as np
 import pandas as pd
 from pymatgen.core import Composition, Element, Structure
 
-from specfusion_lib.elements import TRANSITION_METALS, element_type
-from specfusion_lib.errors import ConfigurationError, DataSourceError, SnapshotError
-from specfusion_lib.features import weighted_mode
+from specfusion_lib.core.elements import TRANSITION_METALS, element_type
+from specfusion_lib.core.errors import ConfigurationError, DataSourceError, SnapshotError
+from specfusion_lib.data.structure_labels import CRYSTAL_SYSTEMS, crystal_system
 from specfusion_lib.inference.formulas import FormulaEnumeration, format_valences
 from specfusion_lib.inference.radii import shannon_radius
-from specfusion_lib.labels import CRYSTAL_SYSTEMS, crystal_system
+from specfusion_lib.properties.features import weighted_mode
 
 __all__ = [
     "LEVELS",
@@ -386,7 +386,7 @@ class TemplateDatabase:
         return cache[key]
 
     def _crystalnn(self, material_id: str, element: str) -> int | None:
-        from specfusion_lib.labels import site_coordination_numbers
+        from specfusion_lib.data.structure_labels import site_coordination_numbers
 
         structure = self.structure(material_id)
         index = next((i for i, s in enumerate(structure) if s.specie.symbol == element), None)

@@ -7,11 +7,11 @@ and its powder pattern (simulated from the snapshot's structure). The prediction
 the trained models:
 
 * TM oxidation states and CNs, and any other property with a checkpoint, from
-  :class:`~specfusion_lib.predict.Predictor` (notebooks 02 and 04). When the predictor refuses
+  :class:`~specfusion_lib.properties.predict.Predictor` (notebooks 02 and 04). When the predictor refuses
   the compound (an element its models never saw) the search runs without those predictions
   (common oxidation states, no CN constraint) and the note says so.
 * Crystal-system probabilities from the PXRD classifier
-  (:class:`~specfusion_lib.crystal_system.CrystalSystemPredictor`, notebook 07).
+  (:class:`~specfusion_lib.crystal_system.training.CrystalSystemPredictor`, notebook 07).
 
 :func:`choose_compound` finds a named compound in the snapshot; when it is missing, or its TM
 spectra are, it says so and picks another compound of the snapshot that has them (never a
@@ -27,8 +27,8 @@ from typing import Any
 
 import pandas as pd
 
-from specfusion_lib.elements import TRANSITION_METALS
-from specfusion_lib.errors import SpecfusionError
+from specfusion_lib.core.elements import TRANSITION_METALS
+from specfusion_lib.core.errors import SpecfusionError
 from specfusion_lib.inference.benchmark import snapshot_xanes, true_site_labels
 from specfusion_lib.inference.search import SearchResult, SearchSettings, infer_structure
 from specfusion_lib.inference.templates import TemplateDatabase
@@ -200,8 +200,8 @@ def infer_compound(
         snapshot: The snapshot.
         choice: From :func:`choose_compound` (``material_id`` must be set).
         database: Template database.
-        predictor: A :class:`~specfusion_lib.predict.Predictor` (or None).
-        crystal_predictor: A :class:`~specfusion_lib.crystal_system.CrystalSystemPredictor`.
+        predictor: A :class:`~specfusion_lib.properties.predict.Predictor` (or None).
+        crystal_predictor: A :class:`~specfusion_lib.crystal_system.training.CrystalSystemPredictor`.
         settings: Search settings.
         remove_target: Remove the compound's own entry (and its formula + system twins) from
             the templates, as in the benchmark of notebook 09.
@@ -236,7 +236,7 @@ def infer_compound(
 
 
 def panel_entry(inference: CompoundInference, name: str) -> dict[str, Any]:
-    """The mapping :func:`~specfusion_lib.plotting_inference.plot_compound_panels` draws."""
+    """The mapping :func:`~specfusion_lib.plotting.inference.plot_compound_panels` draws."""
     entry: dict[str, Any] = {"name": name, "pxrd": inference.pxrd,
                              "properties": inference.properties}
     element = next(iter(inference.xanes), None)
@@ -284,7 +284,7 @@ def walkthrough_tables(inference: CompoundInference) -> dict[str, pd.DataFrame]:
 
 def walkthrough_figures(inference: CompoundInference, *, feff_ran: bool) -> dict[str, Any]:
     """Fig. S22 (``workflow``), S23 (``pxrd``) and S24 (``xanes``) of one compound."""
-    from specfusion_lib import plotting_inference as pi
+    from specfusion_lib.plotting import inference as pi
 
     result = inference.result
     formula = inference.formula

@@ -10,7 +10,7 @@
 * :mod:`specfusion_lib.interpret.faithfulness`: deletion curves checking the Grad-CAM maps
   (beyond the paper).
 
-Figures: :mod:`specfusion_lib.plotting_interpret`.
+Figures: :mod:`specfusion_lib.plotting.interpret`.
 """
 
 from __future__ import annotations

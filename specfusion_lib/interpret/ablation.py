@@ -15,7 +15,7 @@ The ablations (:data:`ABLATIONS`):
 * ``no_non_tm``: the non-TM embedding branch is zeroed (SI Fig. S13, "masked
   non-transition-metal fusion matrix");
 * ``<scope>-<group>`` for scope ``tm`` / ``non_tm`` and each descriptor group of
-  :data:`~specfusion_lib.features.DESCRIPTOR_GROUPS` (χ, r_atom, IE1–IE3, Z, type): the
+  :data:`~specfusion_lib.properties.features.DESCRIPTOR_GROUPS` (χ, r_atom, IE1–IE3, Z, type): the
   group's standardised descriptor columns are set to zero (the training mean; the one-hot
   type columns to all-zero) at the input of that branch only (Fig. 3b,c, S14).
 
@@ -51,19 +51,19 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from specfusion_lib.elements import descriptor_columns
-from specfusion_lib.errors import ConfigurationError
-from specfusion_lib.evaluation import NOT_AVAILABLE, run_tasks
-from specfusion_lib.features import (
+from specfusion_lib.core.elements import descriptor_columns
+from specfusion_lib.core.errors import ConfigurationError
+from specfusion_lib.core.profiles import Profile, get_profile
+from specfusion_lib.core.tasks import TASKS
+from specfusion_lib.models.specfusionnet import count_parameters
+from specfusion_lib.properties.features import (
     DESCRIPTOR_GROUPS,
     FeatureSet,
     build_features,
     descriptor_group_indices,
     get_task_spec,
 )
-from specfusion_lib.models.specfusionnet import count_parameters
-from specfusion_lib.profiles import Profile, get_profile
-from specfusion_lib.tasks import TASKS
+from specfusion_lib.properties.runs import NOT_AVAILABLE, run_tasks
 
 __all__ = [
     "ABLATIONS",

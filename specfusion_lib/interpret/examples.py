@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 from pymatgen.core import Composition
 
-from specfusion_lib.features import FeatureSet
+from specfusion_lib.properties.features import FeatureSet
 
 __all__ = ["PAPER_EXAMPLES", "ExampleChoice", "PaperExample", "choose_examples", "examples_table"]
 

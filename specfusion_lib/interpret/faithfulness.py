@@ -31,8 +31,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from specfusion_lib.errors import ConfigurationError
-from specfusion_lib.features import FeatureSet
+from specfusion_lib.core.errors import ConfigurationError
 from specfusion_lib.interpret.gradcam import (
     compound_tensors,
     grad_cam,
@@ -40,6 +39,7 @@ from specfusion_lib.interpret.gradcam import (
     model_outputs,
     used_spectra,
 )
+from specfusion_lib.properties.features import FeatureSet
 
 __all__ = [
     "DELETION_FRACTIONS",
@@ -219,7 +219,7 @@ def deletion_curves_for_runs(runs: Mapping[str, Any], features: FeatureSet, *,
     """Deletion curves of each task's model (first seed) on its test compounds.
 
     Args:
-        runs: Task → :class:`~specfusion_lib.evaluation.TaskRun`.
+        runs: Task → :class:`~specfusion_lib.properties.runs.TaskRun`.
         features: The inputs the runs were trained on.
         fractions: Deleted fractions.
         n_random: Random deletions per compound and fraction.

@@ -50,8 +50,8 @@ import torch
 from captum.attr import LayerAttribution, LayerGradCam
 from torch import Tensor, nn
 
-from specfusion_lib.errors import ConfigurationError
-from specfusion_lib.features import FeatureSet
+from specfusion_lib.core.errors import ConfigurationError
+from specfusion_lib.properties.features import FeatureSet
 from specfusion_lib.spectra.xanes import WINDOW_EV
 
 __all__ = [
@@ -275,7 +275,7 @@ def grad_cam(
             :class:`~specfusion_lib.models.specfusionnet.SpecFusionNet`.
         features: Inputs (the same window and points the model was trained on).
         indices: Rows of ``features`` (default: all).
-        metadata: The run's metadata (:func:`specfusion_lib.train.load`,
+        metadata: The run's metadata (:func:`specfusion_lib.properties.train.load`,
             ``TrainResult.metadata``): task name and kind, class names and the target
             standardisation. Without it, a one-output model counts as regression.
         target: Class index to attribute (classification; default: each compound's predicted
@@ -400,7 +400,7 @@ def region_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _first_run(run: Any) -> tuple[nn.Module, dict[str, Any]] | None:
-    """Model and metadata of the first seed of an :class:`~specfusion_lib.evaluation.TaskRun`."""
+    """Model and metadata of the first seed of an :class:`~specfusion_lib.properties.runs.TaskRun`."""
     if getattr(run, "summary", None) is None or not run.summary.results:
         return None
     result = run.summary.results[0]
@@ -412,14 +412,14 @@ def grad_cam_by_task(runs: Mapping[str, Any], features: FeatureSet,
     """Grad-CAM of one compound under the model of each task (first seed).
 
     Args:
-        runs: Task → :class:`~specfusion_lib.evaluation.TaskRun` (e.g. from
-            :func:`~specfusion_lib.evaluation.run_tasks`).
+        runs: Task → :class:`~specfusion_lib.properties.runs.TaskRun` (e.g. from
+            :func:`~specfusion_lib.properties.runs.run_tasks`).
         features: The inputs the runs were trained on.
         row: The compound's row in ``features`` (``-1``: no compound).
 
     Returns:
         Task → :class:`GradCAMResult`, or the reason there is none (task not available, no
-        compound) as a string, for :func:`specfusion_lib.plotting_interpret.plot_gradcam`.
+        compound) as a string, for :func:`specfusion_lib.plotting.interpret.plot_gradcam`.
     """
     out: dict[str, GradCAMResult | str] = {}
     for task, run in runs.items():

@@ -49,8 +49,8 @@ from typing import Any
 
 import numpy as np
 
-from specfusion_lib.atomic import TEMP_SUFFIX, atomic_write_text
-from specfusion_lib.errors import ConfigurationError
+from specfusion_lib.core.atomic import TEMP_SUFFIX, atomic_write_text
+from specfusion_lib.core.errors import ConfigurationError
 from specfusion_lib.simulate.feff import SiteSpectrum
 
 __all__ = [
@@ -96,7 +96,7 @@ def cache_key(feff_inp: str, feff_version: str) -> str:
 
 
 def failed_stage(message: str) -> str | None:
-    """The FEFF stage named in a :class:`~specfusion_lib.errors.SimulationError` message.
+    """The FEFF stage named in a :class:`~specfusion_lib.core.errors.SimulationError` message.
 
     Args:
         message: The error message (``"FEFF10 failed for ... in stage fms: ..."``).

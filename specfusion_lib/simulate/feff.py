@@ -60,7 +60,7 @@ from pathlib import Path
 import numpy as np
 from pymatgen.core import Element, Structure
 
-from specfusion_lib.errors import ConfigurationError, ElementError, SimulationError
+from specfusion_lib.core.errors import ConfigurationError, ElementError, SimulationError
 
 __all__ = [
     "CLUSTER_RADIUS",

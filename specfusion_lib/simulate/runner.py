@@ -50,7 +50,7 @@ from typing import Any
 from pymatgen.core import Element, Structure
 from tqdm.auto import tqdm
 
-from specfusion_lib.errors import ConfigurationError, SimulationError, SpecfusionError
+from specfusion_lib.core.errors import ConfigurationError, SimulationError, SpecfusionError
 from specfusion_lib.simulate import feff
 from specfusion_lib.simulate.cache import CACHE_SCHEMA, SpectrumCache, cache_key, failed_stage
 

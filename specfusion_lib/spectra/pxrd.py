@@ -56,7 +56,7 @@ from pymatgen.analysis.diffraction.xrd import WAVELENGTHS, XRDCalculator
 from pymatgen.core import Structure
 from scipy.special import voigt_profile
 
-from specfusion_lib.errors import ConfigurationError, SpectrumFileError
+from specfusion_lib.core.errors import ConfigurationError, SpectrumFileError
 
 __all__ = [
     "BACKGROUND",

@@ -56,8 +56,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import fftconvolve
 
-from specfusion_lib.elements import normalize_symbol
-from specfusion_lib.errors import (
+from specfusion_lib.core.elements import normalize_symbol
+from specfusion_lib.core.errors import (
     ConfigurationError,
     ElementError,
     SpectrumError,

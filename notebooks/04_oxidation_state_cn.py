@@ -1,0 +1,76 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python (specfusion)
+#     language: python
+#     name: specfusion
+# ---
+
+# %% [markdown]
+# # 04 · Oxidation state and coordination number per TM element
+#
+# Element-level classifiers: one label per transition metal of a compound (the multiplicity-weighted mode over its sites). Their predictions feed structure inference (notebook 09; the paper's Fig. 5a lists them as its inputs); the paper gives no benchmark number for them on simulated data (Table 1 reports 6 of 7 measured samples consistent).
+#
+# Accuracy is reported per element, next to a per-element baseline: the element's most common class in the training part ("Ti is usually 4+"), so the table shows what the spectrum adds.
+#
+# | figure | file | code |
+# |---|---|---|
+# | per-element accuracy (inputs of Fig. 5a) | `fig5a_oxidation_state_cn_per_element.png` | `runs.per_element_accuracy`, `property_plots.plot_per_element_accuracy` |
+#
+# Checkpoints go to `checkpoint_dir`, where `specfusion predict` finds them.
+
+# %% tags=["parameters"]
+# Parameters (papermill overrides these; run_all.sh passes profile and data)
+profile = "quick"  # smoke | quick | paper
+data = "data/demo"  # snapshot folder
+figures_dir = "figures"  # where figures and tables are written
+checkpoint_dir = "build/checkpoints"  # model checkpoints (read by `specfusion predict`)
+
+
+# %%
+from specfusion_lib.core.profiles import get_profile
+from specfusion_lib.data.sources import open_snapshot
+from specfusion_lib.plotting import properties as property_plots
+from specfusion_lib.plotting.common import save_figure, save_table
+from specfusion_lib.properties import runs
+from specfusion_lib.properties.features import build_features
+
+settings = get_profile(profile)
+snapshot = open_snapshot(data)
+features = build_features(snapshot)
+runs = runs.run_tasks(snapshot, runs.ELEMENT_TASKS, settings,
+                            features=features, checkpoint_dir=checkpoint_dir,
+                            progress=profile != 'smoke')
+metrics = runs.metrics_table(runs)
+save_table(metrics, 'oxidation_state_cn_metrics', figures_dir)
+metrics[['task', 'metric', 'status', 'ours', 'baseline_value', 'n_test']]
+
+# %% [markdown]
+# ## Accuracy per TM element
+
+# %%
+per_element = {t: runs.per_element_accuracy(snapshot, r, features)
+               for t, r in runs.items()}
+table = runs.per_element_table(per_element)
+save_table(table, 'oxidation_state_cn_per_element', figures_dir)
+table
+
+# %%
+fig = property_plots.plot_per_element_accuracy(
+    per_element, {t: r.spec.title for t, r in runs.items()})
+save_figure(fig, 'fig5a_oxidation_state_cn_per_element', figures_dir)
+
+# %% [markdown]
+# ## Confusion matrices (all TM elements pooled)
+
+# %%
+matrices = {t: runs.confusion_matrix(r) for t, r in runs.items()}
+fig = property_plots.plot_confusion_matrices(
+    matrices, {t: r.spec.title for t, r in runs.items()})
+save_figure(fig, 'fig5a_oxidation_state_cn_confusion', figures_dir)

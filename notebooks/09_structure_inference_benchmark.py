@@ -1,0 +1,138 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python (specfusion)
+#     language: python
+#     name: specfusion
+# ---
+
+# %% [markdown]
+# # 09 · Structure inference benchmark (Fig. 5b)
+#
+# The paper's claim beyond property prediction: with no prior structure, the predicted TM oxidation states and coordination numbers (XANES) and the crystal system (PXRD) constrain a search of known structures, and the top-1 (empirical formula, crystal system) is right for **more than 0.80** of held-out binary to quinary compounds (main text, Fig. 5b).
+#
+# | figure | file | code |
+# |---|---|---|
+# | Fig. 5b top-1 accuracy by number of elements | `fig5b_structure_inference_top1.png`, `tables/structure_inference_top1.csv` | `inference.benchmark.run_benchmark`, `inference.benchmark.accuracy_by_nelements`, `inference_plots.plot_top1_by_nelements` |
+# | per-compound results | `tables/structure_inference_benchmark_compounds.csv` | `inference.benchmark.run_benchmark` |
+# | full validation (CHGNet + FEFF) of a few compounds | `tables/structure_inference_full_validation.csv` | `inference.benchmark.validate_examples` |
+#
+# The pipeline itself (`specfusion_lib/inference/`): `formulas.py` (charge-balanced formulas, SI §S2.1), `templates.py` (retrieval and ranking, §S2.2, §S2.4), `candidates.py` (substitution, CHGNet, R_PXRD, FEFF XANES similarity, §S2.3), `search.py` (all stages in one call).
+#
+# **Protocol.** Benchmark compounds: the test part of the per-TM oxidation-state model (notebook 04's checkpoints are reused). Their CN comes from the CN model where it held the compound out as well, and is left unconstrained otherwise. The crystal system comes from a PXRD classifier trained here with a split whose test part is exactly these compounds, so no model saw a compound it predicts. **Each target's own entry, and every entry with its reduced formula and crystal system, is removed from the template database before its search** (otherwise the search only finds the compound itself). The input pattern is the compound's simulated PXRD.
+#
+# **What runs in each profile.** The top-1 needs formula enumeration, template retrieval and a PXRD screen of the ten best unrelaxed candidates (~1 s per compound); this runs for every compound. The full validation (CHGNet relaxation and FEFF10 XANES of two candidates, ~1 min per compound) runs for 2 compounds in `quick`, 10 in `paper` and none in `smoke`. The same search with the *true* oxidation states, CNs and crystal system ("true inputs") shows how much of the error comes from the predictions.
+
+# %% tags=["parameters"]
+# Parameters (papermill overrides these; run_all.sh passes profile and data)
+profile = "quick"  # smoke | quick | paper
+data = "data/demo"  # snapshot folder
+figures_dir = "figures"  # where figures and tables are written
+checkpoint_dir = "build/checkpoints"  # model checkpoints (read by `specfusion predict`)
+pattern_cache = "build/cache/pxrd"  # cache of simulated reflections, empty string for none
+
+
+# %%
+import pandas as pd
+
+from specfusion_lib.core.profiles import get_profile
+from specfusion_lib.data.sources import open_snapshot
+from specfusion_lib.inference import benchmark
+from specfusion_lib.inference.search import SearchSettings
+from specfusion_lib.inference.templates import TemplateDatabase
+from specfusion_lib.plotting import inference as inference_plots
+from specfusion_lib.plotting.common import save_figure, save_table
+from specfusion_lib.properties import runs
+from specfusion_lib.properties.features import build_features
+
+settings = get_profile(profile)
+snapshot = open_snapshot(data)
+show_progress = profile != 'smoke'
+print(snapshot)
+
+# %% [markdown]
+# ## Inputs: per-TM oxidation state and CN models (notebook 04's checkpoints)
+
+# %%
+features = build_features(snapshot)
+element_runs = runs.run_tasks(snapshot, runs.ELEMENT_TASKS, settings,
+                                    features=features, checkpoint_dir=checkpoint_dir,
+                                    progress=show_progress)
+compounds = benchmark.held_out_compounds(snapshot, element_runs)
+print(f'{len(compounds)} held-out compounds; all TM labels predicted right for '
+      f'{int(compounds["labels_correct"].sum())}')
+compounds[['material_id', 'formula', 'nelements', 'crystal_system', 'oxidation_states',
+           'true_oxidation_states', 'coordination_numbers', 'cn_held_out',
+           'labels_correct']]
+
+# %% [markdown]
+# ## Inputs: crystal system from a PXRD classifier that never saw these compounds
+
+# %%
+probabilities, cs_run, cs_note = benchmark.benchmark_crystal_probabilities(
+    snapshot, settings, compounds, checkpoint_dir=checkpoint_dir,
+    cache_dir=pattern_cache or None, progress=show_progress)
+compounds = compounds[compounds['material_id'].isin(probabilities.index)]
+print(cs_note or f'PXRD classifier: test accuracy on these compounds '
+                 f'{cs_run.metrics["accuracy"]:.3f} (n={len(compounds)})')
+
+# %% [markdown]
+# ## Search every compound (target removed from the template database)
+
+# %%
+database = TemplateDatabase.from_snapshot(snapshot)
+search_settings = SearchSettings(n_screen=10, n_validate=0)
+results = {
+    'predicted inputs': benchmark.run_benchmark(
+        snapshot, compounds, probabilities, database, settings=search_settings,
+        progress=show_progress),
+    'true inputs': benchmark.run_benchmark(
+        snapshot, compounds, probabilities, database, settings=search_settings,
+        oracle=True, progress=show_progress),
+}
+per_compound = pd.concat([t.assign(variant=v) for v, t in results.items()],
+                         ignore_index=True)
+save_table(per_compound, 'structure_inference_benchmark_compounds', figures_dir)
+accuracy = benchmark.accuracy_by_nelements(results)
+save_table(accuracy, 'structure_inference_top1', figures_dir)
+accuracy
+
+# %%
+note = ('Each target was removed from the template database before its search '
+        '(its entry and every entry with its formula and crystal system). '
+        f'Snapshot: {snapshot.source}, {len(database)} template structures.')
+fig = inference_plots.plot_top1_by_nelements(
+    accuracy, note=note, paper_value=benchmark.PAPER_TOP1['value'],
+    paper_text=benchmark.PAPER_TOP1['text'])
+save_figure(fig, 'fig5b_structure_inference_top1', figures_dir)
+
+# %% [markdown]
+# Misses, and why (no template of the right type left once the target is removed, a wrong oxidation state, a wrong crystal system):
+
+# %%
+miss = results['predicted inputs']
+miss[~miss['correct']][['formula', 'crystal_system', 'predicted_system', 'labels_correct',
+                        'top_formula', 'top_system', 'top_template', 'note']]
+
+# %% [markdown]
+# ## Full validation of a few compounds (CHGNet relaxation + FEFF10 XANES)
+# The first compounds (by id) whose TMs all have a spectrum; those spectra are the XANES input. The two best candidates are relaxed, and their PXRD and XANES compared with the inputs.
+
+# %%
+n_full = {'smoke': 0, 'quick': 2}.get(profile, 10)
+if n_full and len(compounds):
+    full = benchmark.validate_examples(
+        snapshot, compounds, probabilities, database, n_compounds=n_full,
+        settings=SearchSettings(n_screen=10, n_validate=2, progress=show_progress))
+else:
+    reason = ('not run in the smoke profile (FEFF takes 5-30 s per spectrum)'
+              if not n_full else 'no held-out compound')
+    full = pd.DataFrame([{'material_id': '', 'formula': '', 'note': reason}])
+save_table(full, 'structure_inference_full_validation', figures_dir)
+full

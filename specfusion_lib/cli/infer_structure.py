@@ -1,0 +1,165 @@
+"""``specfusion infer-structure``: spectra files in, ranked candidate structures (CIF) out.
+
+::
+
+    specfusion infer-structure --xanes Mn.csv --pxrd pattern.xy --elements Ca Mn Al O \\
+        --checkpoint-dir build/checkpoints --data data/demo --out inferred/ --n-candidates 4
+
+Steps: the XANES models of ``--checkpoint-dir`` predict each TM's oxidation state and
+coordination number (:class:`~specfusion_lib.properties.predict.Predictor`), the PXRD model there
+predicts the crystal-system probabilities
+(:class:`~specfusion_lib.crystal_system.training.CrystalSystemPredictor`); the search
+(:func:`~specfusion_lib.inference.search.infer_structure`) uses the structures of the
+``--data`` snapshot as templates (plus the Materials Project with ``--mp`` and a key), relaxes
+and simulates ``--n-candidates`` candidates (CHGNet, PXRD, FEFF10 XANES) and
+:func:`~specfusion_lib.inference.search.write_candidates` writes the CIF files and tables to
+``--out``. ``--oxidation-state`` and ``--crystal-system`` replace a prediction by a known
+value; with both given for every TM the models are not needed (the CN is then unconstrained).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Any
+
+__all__ = ["add_infer_structure_parser"]
+
+
+def _states(items: list[str] | None) -> dict[str, list[int]]:
+    from specfusion_lib.core.elements import normalize_symbol
+    from specfusion_lib.core.errors import ConfigurationError
+
+    out: dict[str, list[int]] = {}
+    for item in items or []:
+        m = re.fullmatch(r"([A-Za-z]{1,2})=([+-]?\d+(?:,[+-]?\d+)*)", item.strip())
+        if not m:
+            raise ConfigurationError(f"--oxidation-state {item!r}: expected El=N or "
+                                     "El=N,M (e.g. Mn=3 or Cu=1,2)")
+        out[normalize_symbol(m.group(1))] = [int(v) for v in m.group(2).split(",")]
+    return out
+
+
+def _cmd_infer_structure(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from specfusion_lib.core.elements import TRANSITION_METALS, normalize_symbol
+    from specfusion_lib.crystal_system.training import CrystalSystemPredictor
+    from specfusion_lib.data.sources import open_snapshot
+    from specfusion_lib.inference.candidates import FeffXanesSimulator
+    from specfusion_lib.inference.formulas import enumerate_formulas
+    from specfusion_lib.inference.search import SearchSettings, infer_structure, write_candidates
+    from specfusion_lib.inference.templates import (
+        TemplateDatabase,
+        crystal_system_order,
+        fetch_mp_templates,
+    )
+    from specfusion_lib.properties.predict import Predictor, assign_spectra
+    from specfusion_lib.spectra.pxrd import read_pattern, to_grid, wavelength_angstrom
+
+    elements = [normalize_symbol(e) for e in args.elements]
+    spectra = assign_spectra(args.xanes, elements, edge=args.edge)
+    overrides = _states(args.oxidation_state)
+    oxidation: dict[str, Any] = {}
+    coordination: dict[str, int] = {}
+    tms = [el for el in elements if el in TRANSITION_METALS]
+    if tms and not set(tms) <= set(overrides):
+        predictor = Predictor.from_dir(args.checkpoint_dir,
+                                       ["oxidation_state", "coordination_number"])
+        table = predictor.predict(spectra, elements)
+        for r in table.itertuples():
+            value = int(round(float(r.prediction)))
+            if r.task == "oxidation_state":
+                oxidation[r.element] = value
+            else:
+                coordination[r.element] = value
+    oxidation.update(overrides)
+    wavelength: str | float | None = args.wavelength
+    if wavelength is not None:
+        try:
+            wavelength = float(wavelength)
+        except ValueError:
+            wavelength_angstrom(wavelength)  # ConfigurationError for an unknown name
+    pattern = to_grid(read_pattern(args.pxrd, wavelength=wavelength))
+    if args.crystal_system:
+        probabilities: dict[str, float] = {args.crystal_system.lower(): 1.0}
+    else:
+        cs_predictor = CrystalSystemPredictor.load(args.checkpoint_dir)
+        probabilities = cs_predictor.predict_proba(pattern).iloc[0].to_dict()
+    database = TemplateDatabase.from_snapshot(open_snapshot(args.data))
+    settings = SearchSettings(n_validate=args.n_candidates, simulate_xanes=not args.no_feff,
+                              progress=True)
+    if args.mp:
+        enumeration = enumerate_formulas(elements, oxidation)
+        systems = [s for s, _ in crystal_system_order(
+            probabilities, settings.retrieval.max_crystal_systems,
+            settings.retrieval.min_system_probability)]
+        database = database.combine(fetch_mp_templates(
+            enumeration.table["anonymous_formula"].unique().tolist(), systems,
+            api_key=args.api_key))
+    print(f"# {' '.join(elements)}: oxidation states {oxidation or 'common'}, CN "
+          f"{coordination or 'free'}; crystal system "
+          + ", ".join(f"{k} {v:.2f}" for k, v in sorted(probabilities.items(),
+                                                         key=lambda kv: -kv[1])[:3]))
+    result = infer_structure(elements, oxidation, coordination, probabilities, database,
+                             pxrd=pattern, xanes=spectra, settings=settings,
+                             xanes_simulator=FeffXanesSimulator(workers=args.workers,
+                                                                progress=True))
+    summary = write_candidates(result, args.out)
+    shown = pd.read_csv(summary).head(args.show)
+    columns = ["final_rank", "stage", "formula", "crystal_system", "template_formula",
+               "level", "r_pxrd", "xanes_similarity", "cif"]
+    print(shown[columns].to_string(index=False))
+    print(f"wrote {summary} and the CIF files of the candidates to {args.out}")
+    return 0
+
+
+def add_infer_structure_parser(commands: Any) -> argparse.ArgumentParser:
+    """Register ``specfusion infer-structure`` on an argparse subparsers object.
+
+    Returns:
+        The subcommand's parser; its ``func`` default runs the command and returns the exit
+        status (library errors propagate as
+        :class:`~specfusion_lib.core.errors.SpecfusionError` subclasses, which ``specfusion``
+        prints as one line).
+    """
+    cmd = commands.add_parser(
+        "infer-structure",
+        help="candidate crystal structures from XANES + PXRD (formulas, templates, CIFs)",
+        description="Predict the TM oxidation states and coordination numbers (XANES "
+                    "models) and the crystal system (PXRD model), enumerate charge-balanced "
+                    "formulas, retrieve templates from a snapshot (and the Materials Project "
+                    "with --mp), build, relax (CHGNet) and simulate (PXRD, FEFF10 XANES) the "
+                    "best candidates, and write them ranked as CIF files with summary tables.")
+    cmd.add_argument("--xanes", action="append", required=True, metavar="FILE",
+                     help="XANES file of a transition metal (two-column, CSV omega,mu, XDI); "
+                          "repeat per TM; El=FILE names the element")
+    cmd.add_argument("--pxrd", required=True, metavar="FILE",
+                     help="powder pattern: two columns 2θ (degrees), intensity")
+    cmd.add_argument("--elements", nargs="+", required=True, metavar="EL",
+                     help="every element of the compound, e.g. Ca Mn Al O")
+    cmd.add_argument("--checkpoint-dir", default="build/checkpoints",
+                     help="XANES and PXRD model checkpoints (default build/checkpoints)")
+    cmd.add_argument("--data", default="data/demo",
+                     help="snapshot whose structures serve as templates (default data/demo)")
+    cmd.add_argument("--out", default="inferred_structures",
+                     help="output folder for CIF files and tables")
+    cmd.add_argument("--n-candidates", type=int, default=4,
+                     help="candidates relaxed and simulated (FEFF: 5-30 s per spectrum)")
+    cmd.add_argument("--oxidation-state", action="append", metavar="El=N",
+                     help="use a known oxidation state instead of the prediction (repeatable)")
+    cmd.add_argument("--crystal-system", default=None,
+                     help="use a known crystal system instead of the PXRD prediction")
+    cmd.add_argument("--wavelength", default=None,
+                     help="radiation of the pattern (CuKa, MoKa, ... or Å); default: the "
+                          "file's '# wavelength:' comment")
+    cmd.add_argument("--edge", default="K")
+    cmd.add_argument("--mp", action="store_true",
+                     help="also retrieve templates from the Materials Project (MP_API_KEY)")
+    cmd.add_argument("--api-key", default=None, help="Materials Project API key")
+    cmd.add_argument("--no-feff", action="store_true",
+                     help="skip the FEFF10 XANES of the candidates (rank by PXRD only)")
+    cmd.add_argument("--workers", type=int, default=2, help="parallel FEFF processes")
+    cmd.add_argument("--show", type=int, default=10, help="rows of the ranking printed")
+    cmd.set_defaults(func=_cmd_infer_structure)
+    return cmd

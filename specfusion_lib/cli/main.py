@@ -1,0 +1,267 @@
+"""Command-line interface: ``specfusion <command> ...`` (also ``python -m specfusion_lib``).
+
+The commands call the same library functions as the notebooks. Errors raised on purpose by
+the library (:class:`~specfusion_lib.core.errors.SpecfusionError`) are printed as one line,
+``error: <message>``, with exit status 2; anything else is a bug and shows its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from specfusion_lib import __version__
+from specfusion_lib.core.errors import SpecfusionError
+
+__all__ = ["build_parser", "main"]
+
+
+def _cmd_fetch_mp(args: argparse.Namespace) -> int:
+    from specfusion_lib.data.mp import fetch_mp_snapshot
+
+    path = fetch_mp_snapshot(
+        args.out,
+        api_key=args.api_key,
+        elements_range=(args.min_elements, args.max_elements),
+        max_materials=args.max_materials,
+        chunk_size=args.chunk_size,
+    )
+    print(f"wrote Materials Project snapshot {path}")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from specfusion_lib.data.snapshot import verify_snapshot
+
+    manifest = verify_snapshot(args.path)
+    print(f"{args.path}: OK ({len(manifest['files'])} files verified, "
+          f"snapshot id {manifest['snapshot_id'][:16]}…)")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from specfusion_lib.data.snapshot import verify_snapshot
+
+    manifest = verify_snapshot(args.path)
+    shown = {k: manifest[k] for k in ("source", "description", "created", "snapshot_id",
+                                      "counts", "label_sources") if k in manifest}
+    print(json.dumps(shown, indent=2))
+    return 0
+
+
+def _cmd_build_fixture(args: argparse.Namespace) -> int:
+    from specfusion_lib.data.fixture import build_fixture_snapshot
+
+    path = build_fixture_snapshot(args.out, overwrite=args.overwrite)
+    print(f"wrote fixture snapshot {path}")
+    return 0
+
+
+def _cmd_build_demo(args: argparse.Namespace) -> int:
+    from specfusion_lib.data.demo import build_demo_snapshot
+
+    path = build_demo_snapshot(
+        args.out, build_dir=args.build_dir, executor=args.executor, workers=args.workers,
+        scheduler_address=args.scheduler, simulate=not args.assemble_only,
+        max_materials=args.max_materials,
+        **({} if args.xanes_count is None else {"xanes_count": args.xanes_count}))
+    print(f"wrote demo snapshot {path}")
+    return 0
+
+
+def _cmd_preprocess_xanes(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from specfusion_lib.spectra.xanes import preprocess_xanes
+    from specfusion_lib.spectra.xanes_readers import read_xanes
+
+    spectrum = read_xanes(args.file, element=args.element, edge=args.edge)
+    processed = preprocess_xanes(spectrum, e0=args.e0, standardize=not args.no_standardize)
+    table = pd.DataFrame({"e_minus_e0_ev": processed.grid, "value": processed.values})
+    if args.out:
+        table.to_csv(args.out, index=False)
+        print(f"E0 = {processed.e0:.2f} eV; wrote {len(table)} points to {args.out}")
+    else:
+        print(f"# E0 = {processed.e0:.2f} eV, element {spectrum.element}, edge {spectrum.edge}")
+        print(table.to_csv(index=False), end="")
+    return 0
+
+
+def _cmd_simulate_pxrd(args: argparse.Namespace) -> int:
+    from pymatgen.core import Structure
+
+    from specfusion_lib.core.errors import InputFileError
+    from specfusion_lib.spectra.pxrd import simulate_pattern
+
+    try:
+        structure = Structure.from_file(args.structure)
+    except (OSError, ValueError) as exc:
+        raise InputFileError(f"{args.structure}: cannot read a structure ({exc})") from exc
+    pattern = simulate_pattern(structure)
+    pattern.to_xy(args.out)
+    print(f"wrote {len(pattern.two_theta)}-point Cu Kα pattern to {args.out}")
+    return 0
+
+
+def _cmd_figures_index(args: argparse.Namespace) -> int:
+    from specfusion_lib.plotting.figures_index import write_index
+
+    print(f"wrote {write_index(args.figures_dir)}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from specfusion_lib.properties.predict import Predictor, assign_spectra, predictions_to_json
+
+    predictor = Predictor.from_dir(args.checkpoint_dir, args.task or None,
+                                   all_element=args.all_element)
+    spectra = assign_spectra(args.xanes, args.elements, edge=args.edge)
+    table = predictor.predict(spectra, args.elements)
+    if args.json:
+        print(predictions_to_json(
+            table, elements=list(args.elements),
+            spectra={el: s.source for el, s in spectra.items()},
+            checkpoint_dir=str(args.checkpoint_dir)))
+        return 0
+    shown = table.assign(
+        prediction=[f"{v:.3f}" if isinstance(v, float) else str(v)
+                    for v in table["prediction"]],
+        probabilities=[", ".join(f"{c} {p:.2f}" for c, p in sorted(
+            d.items(), key=lambda kv: -kv[1])[:4]) for d in table["probabilities"]])
+    shown = shown[["task", "element", "prediction", "unit", "probabilities", "n_models",
+                   "note"]]
+    print(f"# {' '.join(args.elements)}: "
+          + ", ".join(f"{el} <- {s.source}" for el, s in spectra.items()))
+    print(shown.to_string(index=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``specfusion`` command."""
+    parser = argparse.ArgumentParser(
+        prog="specfusion",
+        description="Machine learning from X-ray spectra (XANES + PXRD): data, "
+                    "preprocessing and the paper's figures.")
+    parser.add_argument("--version", action="version", version=f"specfusion {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = commands.add_parser("data", help="build, download and check data snapshots")
+    data_cmds = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    fetch = data_cmds.add_parser(
+        "fetch-mp", help="download a Materials Project snapshot (needs MP_API_KEY)",
+        description="Download materials (2–5 elements, ≥1 transition metal, no noble gases "
+                    "by default), their structures, summary labels and every K-edge XANES "
+                    "of the XAS collection into a snapshot. Resumes after interruption.")
+    fetch.add_argument("--out", default="data/mp", help="snapshot folder (default data/mp)")
+    fetch.add_argument("--api-key", default=None,
+                       help="Materials Project API key (default: $MP_API_KEY)")
+    fetch.add_argument("--min-elements", type=int, default=2)
+    fetch.add_argument("--max-elements", type=int, default=5)
+    fetch.add_argument("--max-materials", type=int, default=None,
+                       help="stop after this many materials (for a trial run)")
+    fetch.add_argument("--chunk-size", type=int, default=500)
+    fetch.set_defaults(func=_cmd_fetch_mp)
+    verify = data_cmds.add_parser("verify", help="verify a snapshot's checksums")
+    verify.add_argument("path")
+    verify.set_defaults(func=_cmd_verify)
+    info = data_cmds.add_parser("info", help="verify a snapshot and print its manifest summary")
+    info.add_argument("path")
+    info.set_defaults(func=_cmd_info)
+    fixture = data_cmds.add_parser(
+        "build-fixture", help="rebuild the small test snapshot (runs FEFF10, minutes)")
+    fixture.add_argument("--out", default="tests/fixtures/snapshot")
+    fixture.add_argument("--overwrite", action="store_true")
+    fixture.set_defaults(func=_cmd_build_fixture)
+
+    demo = data_cmds.add_parser(
+        "build-demo", help="build or continue the embedded demo snapshot (FEFF10, hours)",
+        description="Simulate the missing K-edge XANES of the structure pool with FEFF10 "
+                    "(resumable cache), compute labels and write the demo snapshot. Rerun to "
+                    "continue an interrupted build.")
+    demo.add_argument("--out", default="data/demo")
+    demo.add_argument("--build-dir", default="data/demo_build",
+                      help="pool, FEFF cache and label cache (default data/demo_build)")
+    demo.add_argument("--executor", default="auto", choices=["auto", "process", "dask",
+                                                               "serial"])
+    demo.add_argument("--workers", type=int, default=None, help="local FEFF processes")
+    demo.add_argument("--scheduler", default=None,
+                      help="Dask scheduler address (tcp://host:8786) to run FEFF on a cluster")
+    demo.add_argument("--max-materials", type=int, default=None)
+    demo.add_argument("--xanes-count", type=int, default=None,
+                      help="pool compounds whose TM K edges are simulated (default 1600; the "
+                           "rest of the pool enters the snapshot for PXRD only)")
+    demo.add_argument("--assemble-only", action="store_true",
+                      help="write the snapshot from the cache without running FEFF")
+    demo.set_defaults(func=_cmd_build_demo)
+
+    prep = commands.add_parser(
+        "preprocess-xanes", help="read a XANES file and print/write the model-ready 200 points",
+        description="Read a two-column, CSV (omega,mu) or XDI file, find E0, normalise the "
+                    "edge step, resample the window around E0 and standardise.")
+    prep.add_argument("file")
+    prep.add_argument("--element", required=True, help="absorbing element, e.g. Fe")
+    prep.add_argument("--edge", default="K")
+    prep.add_argument("--e0", type=float, default=None, help="explicit E0 in eV")
+    prep.add_argument("--no-standardize", action="store_true",
+                      help="keep the edge-step-normalised values")
+    prep.add_argument("--out", default=None, help="CSV to write (default: stdout)")
+    prep.set_defaults(func=_cmd_preprocess_xanes)
+
+    pxrd = commands.add_parser("simulate-pxrd",
+                               help="simulate a broadened Cu Kα powder pattern of a structure")
+    pxrd.add_argument("structure", help="CIF, POSCAR or any file pymatgen reads")
+    pxrd.add_argument("--out", required=True, help="two-column .xy file to write")
+    pxrd.set_defaults(func=_cmd_simulate_pxrd)
+
+    pred = commands.add_parser(
+        "predict", help="predict every property of a compound from its XANES files",
+        description="Load every model checkpoint of --checkpoint-dir and predict each "
+                    "property (class probabilities or values) of one compound. Each --xanes "
+                    "file is assigned to the element whose K edge it shows (or write "
+                    "El=file). Spectra of the wrong element and elements the models never "
+                    "saw in training are refused.")
+    pred.add_argument("--xanes", action="append", required=True, metavar="FILE",
+                      help="XANES file (two-column, CSV omega,mu, XDI); repeat per TM; "
+                           "El=FILE names the element")
+    pred.add_argument("--elements", nargs="+", required=True, metavar="EL",
+                      help="every element of the compound, e.g. Fe Ti O")
+    pred.add_argument("--checkpoint-dir", default="build/checkpoints",
+                      help="folder of model checkpoints (default build/checkpoints)")
+    pred.add_argument("--task", action="append", default=None,
+                      help="only this task (repeatable; default: every checkpoint)")
+    pred.add_argument("--edge", default="K")
+    pred.add_argument("--all-element", action="store_true",
+                      help="use the all-element models (Fig. 2h) instead of the TM-only ones")
+    pred.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    pred.set_defaults(func=_cmd_predict)
+
+    from specfusion_lib.cli.crystal_system import add_predict_crystal_system_parser
+
+    add_predict_crystal_system_parser(commands)
+    from specfusion_lib.cli.infer_structure import add_infer_structure_parser
+
+    add_infer_structure_parser(commands)
+
+    index = commands.add_parser("figures-index", help="rewrite figures/README.md")
+    index.add_argument("--figures-dir", default="figures")
+    index.set_defaults(func=_cmd_figures_index)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``specfusion`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SpecfusionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,984 @@
+"""Training protocol of SI §S1.1, metrics, baselines and checkpoints.
+
+Protocol (one model per task and seed, as in the paper):
+
+* **Split**: the labelled materials are split 70 / 15 / 15 % into train / validation / test
+  with a seeded permutation (:func:`split_indices`; the split seed defaults to the training
+  seed, so each of the five seeds also sees a different split). The material ids of each part
+  are stored in the run's metadata and checkpoint. The split is by *material*: element-level
+  tasks never have elements of one compound in two parts. The profile's ``max_materials``
+  cap keeps a seeded (seed 0) random subset of the labelled materials first.
+* **Optimisation**: Adam, learning rate from the profile (1e-3), mini-batches from the
+  profile (64), shuffled with a seeded generator.
+* **Losses**: cross-entropy for classification (element-level tasks: over the labelled TM
+  elements); L1 for regression, on targets standardised with the *training* mean and standard
+  deviation (stored with the run; predictions are transformed back).
+* **Early stopping** on the validation loss: training stops when it has not improved for
+  ``patience`` epochs or after ``max_epochs`` (both from the profile); the weights of the
+  best validation epoch are restored.
+* **Metrics** on the test part: accuracy and macro-F1 (classification), MAE, RMSE and R²
+  (regression), next to the trivial baselines computed on the same test part: the majority
+  class of the training part, and the training mean.
+* **Seeds**: :func:`train_task_seeds` runs every seed of the profile and reports mean ± std
+  (sample standard deviation; NaN for a single seed).
+
+Descriptor standardisation (mean / std of the numeric descriptor columns over the elements of
+the training materials) is stored in the model's buffers and in the metadata. Spectra are
+z-scored per spectrum by :func:`~specfusion_lib.spectra.xanes.preprocess_xanes` and need no
+fitted statistics.
+
+Checkpoints (:func:`save_checkpoint`, :func:`load`): one ``.pt`` file holding the model
+class, its constructor arguments, the weights, a SHA-256 of the weights and the metadata
+(snapshot id and file checksums, task, seed, split ids, normalisation statistics, class
+names, metrics, library and torch versions, model hyper-parameters), plus a human-readable
+``.json`` copy of the metadata next to it. Both are written atomically (temporary file, then
+rename). :func:`load` reads the ``.pt`` with ``torch.load(weights_only=True)`` (no pickled
+code is executed) and raises :class:`~specfusion_lib.core.errors.InputFileError` naming the file
+for a missing, truncated or inconsistent checkpoint.
+
+Resuming: with ``checkpoint_dir``, a finished (task, seed) whose checkpoint matches the
+snapshot, profile and hyper-parameters is loaded instead of retrained, so an interrupted
+multi-seed run resumes without redoing finished seeds.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_score
+from torch import nn
+from torch.nn import functional as F  # noqa: N812
+
+from specfusion_lib import __version__
+from specfusion_lib.core.atomic import atomic_write, atomic_write_text
+from specfusion_lib.core.errors import ConfigurationError, InputFileError
+from specfusion_lib.core.profiles import Profile, get_profile
+from specfusion_lib.models.specfusionnet import MultiTaskSpecFusionNet, SpecFusionNet
+from specfusion_lib.properties.features import (
+    IGNORE_INDEX,
+    FeatureSet,
+    TaskData,
+    build_features,
+    require_task,
+    task_data,
+)
+from specfusion_lib.training.loop import fit_epochs
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "MODEL_REGISTRY",
+    "SeedSummary",
+    "TrainResult",
+    "baseline_metrics",
+    "capped_rows",
+    "check_features_match",
+    "classification_metrics",
+    "fit_descriptor_normalization",
+    "load",
+    "load_matching_checkpoint",
+    "metadata_path",
+    "predict",
+    "register_model",
+    "regression_metrics",
+    "save_checkpoint",
+    "split_indices",
+    "train_model",
+    "train_task",
+    "train_task_seeds",
+]
+
+#: Identifier stored in every checkpoint; :func:`load` refuses other files.
+CHECKPOINT_FORMAT = "specfusion-checkpoint"
+_CHECKPOINT_VERSION = 1
+_SUBSET_SEED = 0  # seed of the max_materials subset (the same for every training seed)
+
+#: Model classes :func:`load` can rebuild, by class name. Each takes its ``hparams`` as
+#: keyword arguments.
+MODEL_REGISTRY: dict[str, type[nn.Module]] = {
+    "SpecFusionNet": SpecFusionNet,
+    "MultiTaskSpecFusionNet": MultiTaskSpecFusionNet,
+}
+
+
+def register_model(cls: type[nn.Module]) -> type[nn.Module]:
+    """Make a model class loadable by :func:`load` (usable as a class decorator).
+
+    The class must expose its constructor arguments as a JSON-serialisable ``hparams``
+    property.
+    """
+    MODEL_REGISTRY[cls.__name__] = cls
+    return cls
+
+
+# --------------------------------------------------------------------------------------------
+# Split and metrics
+# --------------------------------------------------------------------------------------------
+
+
+def split_indices(n: int, fractions: Sequence[float] = (0.70, 0.15, 0.15),
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded random split of ``range(n)`` into train / validation / test indices.
+
+    Validation and test get ``round(fraction · n)`` samples each, at least one; the rest is
+    training. Each part is returned sorted.
+
+    Args:
+        n: Number of samples (at least 3).
+        fractions: Train, validation and test fractions (summing to 1).
+        seed: Seed of the permutation (``numpy.random.default_rng``).
+
+    Returns:
+        ``(train, val, test)`` index arrays.
+
+    Raises:
+        ConfigurationError: For fewer than 3 samples or invalid fractions.
+    """
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or not math.isclose(
+            sum(fractions), 1.0, abs_tol=1e-6):
+        raise ConfigurationError(f"split fractions must be three non-negative numbers summing "
+                                 f"to 1, got {tuple(fractions)}")
+    if n < 3:
+        raise ConfigurationError(f"too few labelled materials ({n}) for a train/validation/"
+                                 "test split; at least 3 are needed")
+    n_val = max(1, int(round(fractions[1] * n)))
+    n_test = max(1, int(round(fractions[2] * n)))
+    if n - n_val - n_test < 1:
+        n_val, n_test = 1, 1
+    perm = np.random.default_rng(seed).permutation(n)
+    test = np.sort(perm[:n_test])
+    val = np.sort(perm[n_test:n_test + n_val])
+    train = np.sort(perm[n_test + n_val:])
+    return train, val, test
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Accuracy and macro-F1 (over the classes present in ``y_true`` or ``y_pred``)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.size == 0:
+        return {"accuracy": math.nan, "f1_macro": math.nan, "n_test": 0}
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "f1_macro": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "n_test": int(y_true.size),
+    }
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE and R² (R² is NaN with fewer than two test samples or constant targets)."""
+    y_true = np.asarray(y_true, dtype=float)
+    y_pred = np.asarray(y_pred, dtype=float)
+    if y_true.size == 0:
+        return {"mae": math.nan, "rmse": math.nan, "r2": math.nan, "n_test": 0}
+    r2 = (float(r2_score(y_true, y_pred))
+          if y_true.size >= 2 and np.ptp(y_true) > 0 else math.nan)
+    return {
+        "mae": float(mean_absolute_error(y_true, y_pred)),
+        "rmse": float(np.sqrt(np.mean((y_true - y_pred) ** 2))),
+        "r2": r2,
+        "n_test": int(y_true.size),
+    }
+
+
+def baseline_metrics(kind: str, y_train: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
+    """Metrics of the trivial predictor on the test part.
+
+    Classification: always the majority class of the training part (ties: lowest index).
+    Regression: always the training mean.
+
+    Args:
+        kind: ``"classification"`` or ``"regression"``.
+        y_train: Training labels (flattened; :data:`IGNORE_INDEX` entries are dropped).
+        y_test: Test labels (same convention).
+    """
+    y_train, y_test = np.asarray(y_train).ravel(), np.asarray(y_test).ravel()
+    if kind == "classification":
+        y_train = y_train[y_train != IGNORE_INDEX]
+        y_test = y_test[y_test != IGNORE_INDEX]
+        majority = int(np.bincount(y_train.astype(np.int64)).argmax())
+        return classification_metrics(y_test, np.full_like(y_test, majority))
+    return regression_metrics(y_test, np.full(y_test.shape, float(np.mean(y_train))))
+
+
+# --------------------------------------------------------------------------------------------
+# Tensors, normalisation, prediction
+# --------------------------------------------------------------------------------------------
+
+
+def _input_tensors(features: FeatureSet, device: torch.device) -> tuple[torch.Tensor, ...]:
+    return (
+        torch.as_tensor(features.descriptors, dtype=torch.float32, device=device),
+        torch.as_tensor(features.element_mask, device=device),
+        torch.as_tensor(features.tm_mask, device=device),
+        torch.as_tensor(features.spectra, dtype=torch.float32, device=device),
+        torch.as_tensor(features.spectrum_mask, device=device),
+    )
+
+
+def fit_descriptor_normalization(features: FeatureSet) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of each descriptor column over the real elements of ``features``.
+
+    One-hot type columns (names starting with ``type_``) are left unscaled (mean 0, std 1);
+    columns without spread get std 1.
+
+    Returns:
+        ``(mean, std)``, each of shape ``(D,)``.
+    """
+    rows = features.descriptors[features.element_mask].astype(np.float64)
+    mean = rows.mean(axis=0)
+    std = rows.std(axis=0)
+    std = np.where(std > 1e-12, std, 1.0)
+    onehot = np.array([n.startswith("type_") for n in features.descriptor_names])
+    mean[onehot], std[onehot] = 0.0, 1.0
+    return mean, std
+
+
+@torch.no_grad()
+def _raw_outputs(model: nn.Module, inputs: Sequence[torch.Tensor], idx: np.ndarray | None,
+                 batch_size: int) -> torch.Tensor:
+    model.eval()
+    n = inputs[0].shape[0]
+    order = torch.arange(n) if idx is None else torch.as_tensor(idx, dtype=torch.long)
+    outs = []
+    for start in range(0, len(order), batch_size):
+        b = order[start:start + batch_size].to(inputs[0].device)
+        outs.append(model(*(t[b] for t in inputs)))
+    if not outs:
+        return torch.empty(0)
+    return torch.cat(outs, dim=0).float().cpu()
+
+
+def check_features_match(features: FeatureSet, metadata: Mapping[str, Any]) -> None:
+    """Check that ``features`` fit the spectra settings a model was trained on.
+
+    Args:
+        features: Inputs to predict on.
+        metadata: The run's metadata (its ``normalization.spectra`` entry).
+
+    Raises:
+        ConfigurationError: If the window / number of points differ, or an all-element
+            model gets TM-only features.
+    """
+    spectra = metadata["normalization"]["spectra"]
+    if (int(spectra["n_points"]) != features.n_points
+            or tuple(spectra["window_ev"]) != tuple(features.window)):
+        raise ConfigurationError(
+            f"features have {features.n_points} points on window {features.window} eV, "
+            f"the model was trained on {spectra['n_points']} points on "
+            f"{tuple(spectra['window_ev'])} eV")
+    if spectra["all_element"] and not features.all_element:
+        raise ConfigurationError("an all-element model needs features built with "
+                                 "all_element=True")
+
+
+def predict(model: nn.Module, features: FeatureSet, metadata: Mapping[str, Any] | None = None,
+            *, batch_size: int = 256) -> np.ndarray:
+    """Predictions of a single-task model in physical units / as class probabilities.
+
+    Args:
+        model: A :class:`~specfusion_lib.models.specfusionnet.SpecFusionNet`.
+        features: Inputs (e.g. from :func:`~specfusion_lib.properties.features.build_features`).
+        metadata: The run's metadata (from :func:`load` or :attr:`TrainResult.metadata`);
+            supplies the task kind and the target standardisation. Without it the raw
+            outputs are returned.
+        batch_size: Materials per forward pass.
+
+    Returns:
+        Regression: ``(N,)`` values in the target's unit. Classification: ``(N, C)``
+        probabilities, or ``(N, E, C)`` for element-level tasks (rows of padded elements are
+        meaningless; use ``features.tm_mask``).
+
+    Raises:
+        ConfigurationError: If the features' window / points differ from the training run's,
+            or an all-element model gets TM-only features, or ``model`` is a
+            :class:`~specfusion_lib.models.specfusionnet.MultiTaskSpecFusionNet`.
+    """
+    if isinstance(model, MultiTaskSpecFusionNet):
+        raise ConfigurationError("predict() takes a single-task model; use "
+                                 "specfusion_lib.properties.multitask.predict_multitask for a "
+                                 "MultiTaskSpecFusionNet")
+    device = next(model.parameters()).device
+    if metadata is not None:
+        check_features_match(features, metadata)
+    out = _raw_outputs(model, _input_tensors(features, device), None, batch_size)
+    if metadata is None:
+        return out.numpy()
+    task = metadata["task"]
+    if task["kind"] == "regression":
+        stats = metadata["normalization"]["target"]
+        return out[..., 0].numpy() * stats["std"] + stats["mean"]
+    return torch.softmax(out, dim=-1).numpy()
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------------
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer, int)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    if obj is None or isinstance(obj, str):
+        return obj
+    raise ConfigurationError(f"metadata value of type {type(obj).__name__} is not "
+                             f"JSON-serialisable: {obj!r}")
+
+
+def _state_sha256(state: Mapping[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous().reshape(-1)
+        digest.update(name.encode())
+        digest.update(str(tensor.dtype).encode())
+        digest.update(str(tuple(state[name].shape)).encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def metadata_path(path: str | os.PathLike[str]) -> Path:
+    """The ``.json`` metadata file written next to checkpoint ``path``."""
+    return Path(path).with_suffix(".json")
+
+
+def _full_metadata(model: nn.Module, metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """``metadata`` plus versions, model class and hyper-parameters, JSON-normalised."""
+    return _jsonable({**metadata, "library_version": __version__,
+                      "torch_version": torch.__version__, "model_class": type(model).__name__,
+                      "hparams": getattr(model, "hparams", {})})
+
+
+def save_checkpoint(path: str | os.PathLike[str], model: nn.Module,
+                    metadata: Mapping[str, Any]) -> Path:
+    """Write a checkpoint (``.pt``) and its metadata (``.json``) atomically.
+
+    Args:
+        path: Checkpoint file (conventionally ``*.pt``).
+        model: A model of :data:`MODEL_REGISTRY` (anything with an ``hparams`` property).
+        metadata: JSON-serialisable run metadata (numpy values are converted; NaN → null).
+            ``library_version``, ``torch_version``, ``model_class`` and ``hparams`` are
+            added.
+
+    Returns:
+        The checkpoint path.
+
+    Raises:
+        ConfigurationError: If the model class is not registered or metadata is not
+            serialisable.
+    """
+    cls = type(model).__name__
+    if cls not in MODEL_REGISTRY or not hasattr(model, "hparams"):
+        raise ConfigurationError(f"cannot checkpoint a {cls}: register it with register_model "
+                                 "and give it an `hparams` property")
+    meta = _full_metadata(model, metadata)
+    hparams = meta["hparams"]
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": _CHECKPOINT_VERSION,
+        "model_class": cls,
+        "hparams_json": json.dumps(hparams),
+        "metadata_json": json.dumps(meta),
+        "state_sha256": _state_sha256(state),
+        "state_dict": state,
+    }
+    target = Path(path)
+    atomic_write(target, lambda handle: torch.save(payload, handle))
+    text = json.dumps(meta, indent=2) + "\n"
+    atomic_write_text(metadata_path(target), text)
+    return target
+
+
+def load(path: str | os.PathLike[str], *,
+         map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Load a checkpoint written by :func:`save_checkpoint`.
+
+    Args:
+        path: The ``.pt`` file.
+        map_location: Device for the weights (``"cpu"``, ``"cuda"``, ...).
+
+    Returns:
+        ``(model, metadata)``; the model is in eval mode on ``map_location``.
+
+    Raises:
+        InputFileError: If the file is missing, not a specfusion checkpoint, truncated or
+            corrupted (weights checksum mismatch), or its weights do not fit its model.
+    """
+    target = Path(path)
+    if not target.is_file():
+        raise InputFileError(f"{target}: no such checkpoint file")
+    try:
+        payload = torch.load(target, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises various types for truncated or foreign files
+        raise InputFileError(f"{target}: not a readable checkpoint "
+                             f"({type(exc).__name__}: {exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise InputFileError(f"{target}: not a specfusion checkpoint")
+    if payload.get("format_version") != _CHECKPOINT_VERSION:
+        raise InputFileError(f"{target}: unsupported checkpoint format version "
+                             f"{payload.get('format_version')!r}")
+    try:
+        cls = MODEL_REGISTRY[payload["model_class"]]
+        hparams = json.loads(payload["hparams_json"])
+        metadata = json.loads(payload["metadata_json"])
+        state = payload["state_dict"]
+    except KeyError as exc:
+        raise InputFileError(f"{target}: checkpoint lacks {exc.args[0]!r} (or its model class "
+                             "is not registered)") from None
+    except json.JSONDecodeError as exc:
+        raise InputFileError(f"{target}: corrupted checkpoint metadata ({exc})") from None
+    if _state_sha256(state) != payload.get("state_sha256"):
+        raise InputFileError(f"{target}: weights do not match their SHA-256 (corrupted file)")
+    try:
+        model = cls(**hparams)
+        model.load_state_dict(state, strict=True)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise InputFileError(f"{target}: weights do not fit a {cls.__name__}({hparams}) "
+                             f"({exc})") from exc
+    return model.to(map_location).eval(), metadata
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    """Outcome of one training run (one task, one seed).
+
+    Attributes:
+        task: Task name.
+        kind: ``"classification"`` or ``"regression"``.
+        level: ``"material"`` or ``"element"``.
+        seed: Training seed.
+        metrics: Test metrics (accuracy, f1_macro or mae, rmse, r2; n_test).
+        baseline: The trivial predictor's metrics on the same test part.
+        history: Per epoch: ``epoch``, ``train_loss``, ``val_loss``.
+        best_epoch: Epoch (1-based) whose weights were kept.
+        epochs_run: Epochs trained.
+        split: ``{"train": ids, "val": ids, "test": ids}``.
+        class_names: Classes (classification).
+        predictions: Test predictions: ``material_id`` (+ ``element``), ``y_true``,
+            ``y_pred`` (values, or class names for classification).
+        model: The trained model (best epoch, eval mode, on its training device).
+        metadata: Everything stored with the checkpoint.
+        checkpoint: Checkpoint path, if one was written.
+        train_seconds: Wall time of the training epochs (without validation).
+        samples_per_second: Training materials per second.
+        resumed: Whether the run was loaded from an existing checkpoint.
+    """
+
+    task: str
+    kind: str
+    level: str
+    seed: int
+    metrics: dict[str, float]
+    baseline: dict[str, float]
+    history: list[dict[str, float]]
+    best_epoch: int
+    epochs_run: int
+    split: dict[str, list[str]]
+    class_names: tuple[str, ...]
+    predictions: pd.DataFrame
+    model: nn.Module
+    metadata: dict[str, Any]
+    checkpoint: Path | None = None
+    train_seconds: float = math.nan
+    samples_per_second: float = math.nan
+    resumed: bool = False
+
+
+def _profile_meta(prof: Profile, max_epochs: int) -> dict[str, Any]:
+    return {"name": prof.name, "max_epochs": int(max_epochs), "patience": prof.patience,
+            "learning_rate": prof.learning_rate, "batch_size": prof.batch_size,
+            "split": list(prof.split), "max_materials": prof.max_materials}
+
+
+def _resolve_device(device: str | torch.device | None, profile: Profile) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    if profile.name == "paper" and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _loss(kind: str, level: str, out: torch.Tensor, y: torch.Tensor,
+          reduction: str = "mean") -> torch.Tensor:
+    if kind == "regression":
+        return F.l1_loss(out[..., 0], y, reduction=reduction)
+    if level == "element":
+        return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1),
+                               ignore_index=IGNORE_INDEX, reduction=reduction)
+    return F.cross_entropy(out, y, reduction=reduction)
+
+
+def _n_targets(level: str, y: torch.Tensor) -> int:
+    return int((y != IGNORE_INDEX).sum()) if level == "element" else int(y.shape[0])
+
+
+def _test_frame(data: TaskData, idx: np.ndarray, out: torch.Tensor,
+                target_stats: Mapping[str, float] | None) -> pd.DataFrame:
+    ids = [data.features.material_ids[i] for i in idx]
+    spec = data.spec
+    if spec.kind == "regression":
+        pred = out[:, 0].numpy() * target_stats["std"] + target_stats["mean"]  # type: ignore[index]
+        return pd.DataFrame({"material_id": ids, "y_true": data.y[idx].astype(float),
+                             "y_pred": pred.astype(float)})
+    names = np.asarray(data.class_names, dtype=object)
+    if spec.level == "element":
+        labels = data.y[idx]
+        pred = out.argmax(dim=-1).numpy()
+        rows = [(ids[r], data.features.elements[i][j], names[labels[r, j]], names[pred[r, j]])
+                for r, i in enumerate(idx) for j in range(labels.shape[1])
+                if labels[r, j] != IGNORE_INDEX]
+        return pd.DataFrame(rows, columns=["material_id", "element", "y_true", "y_pred"])
+    pred = out.argmax(dim=-1).numpy()
+    return pd.DataFrame({"material_id": ids, "y_true": names[data.y[idx]],
+                         "y_pred": names[pred]})
+
+
+def _metrics_from_frame(kind: str, frame: pd.DataFrame) -> dict[str, float]:
+    if kind == "regression":
+        return regression_metrics(frame["y_true"].to_numpy(), frame["y_pred"].to_numpy())
+    return classification_metrics(frame["y_true"].to_numpy(dtype=str),
+                                  frame["y_pred"].to_numpy(dtype=str))
+
+
+def _resolve_split(n: int, prof: Profile, seed: int,
+                   split: Sequence[Sequence[int]] | None) -> tuple[np.ndarray, ...]:
+    """``(train, val, test)`` row indices: ``split`` as given, else :func:`split_indices`.
+
+    Raises:
+        ConfigurationError: If the training or validation part is empty.
+    """
+    if split is None:
+        split = split_indices(n, prof.split, seed)
+    train_idx, val_idx, test_idx = (np.asarray(s, dtype=np.int64) for s in split)
+    if len(train_idx) == 0 or len(val_idx) == 0:
+        raise ConfigurationError("the training and validation parts must not be empty")
+    return train_idx, val_idx, test_idx
+
+
+def train_model(
+    data: TaskData,
+    profile: Profile | str = "quick",
+    seed: int = 0,
+    *,
+    split: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    model_kwargs: Mapping[str, Any] | None = None,
+    device: str | torch.device | None = None,
+    max_epochs: int | None = None,
+    progress: bool = False,
+) -> TrainResult:
+    """Train SpecFusionNet on prepared task data with the SI §S1.1 protocol.
+
+    The lower-level entry point: :func:`train_task` reads the snapshot, calls this, and adds
+    snapshot metadata and the checkpoint.
+
+    Args:
+        data: Inputs and labels (:func:`~specfusion_lib.properties.features.task_data`).
+        profile: A :class:`~specfusion_lib.core.profiles.Profile` or its name.
+        seed: Seed of the weights, dropout and batch order (and of the split unless ``split``
+            is given).
+        split: ``(train, val, test)`` row indices into ``data`` (default:
+            :func:`split_indices` with ``seed``).
+        model_kwargs: Extra :class:`~specfusion_lib.models.specfusionnet.SpecFusionNet`
+            arguments (sizes, ablation switches). ``n_outputs``, ``element_level``,
+            ``n_descriptors``, ``n_points`` and ``all_element`` come from ``data``.
+        device: Torch device (default: CUDA for the paper profile when present, else CPU).
+        max_epochs: Override the profile's epoch cap.
+        progress: Show a progress bar over epochs.
+
+    Returns:
+        A :class:`TrainResult` (``checkpoint`` is ``None``; snapshot fields are absent from
+        ``metadata``).
+
+    Raises:
+        ConfigurationError: For fewer than 3 labelled materials or invalid model arguments.
+
+    Note:
+        Seeds torch's global random number generator with ``seed``.
+    """
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    spec = data.spec
+    dev = _resolve_device(device, prof)
+    train_idx, val_idx, test_idx = _resolve_split(len(data), prof, seed, split)
+    epochs = int(prof.max_epochs if max_epochs is None else max_epochs)
+
+    torch.manual_seed(seed)
+    kwargs = dict(model_kwargs or {})
+    fixed = {"n_outputs": data.n_outputs, "element_level": spec.level == "element",
+             "n_descriptors": data.features.n_descriptors, "n_points": data.features.n_points,
+             "all_element": data.features.all_element}
+    clash = set(kwargs) & set(fixed)
+    if clash:
+        raise ConfigurationError(f"model_kwargs may not set {sorted(clash)} (taken from data)")
+    try:
+        model = SpecFusionNet(**fixed, **kwargs)
+    except TypeError as exc:
+        raise ConfigurationError(f"invalid SpecFusionNet arguments: {exc}") from None
+    d_mean, d_std = fit_descriptor_normalization(data.features.subset(train_idx))
+    model.set_descriptor_normalization(d_mean, d_std)
+    model.to(dev)
+
+    inputs = _input_tensors(data.features, dev)
+    target_stats: dict[str, float] | None = None
+    if spec.kind == "regression":
+        y_train = data.y[train_idx].astype(np.float64)
+        std = float(y_train.std())
+        target_stats = {"mean": float(y_train.mean()), "std": std if std > 1e-12 else 1.0}
+        y_all = torch.as_tensor((data.y - target_stats["mean"]) / target_stats["std"],
+                                dtype=torch.float32, device=dev)
+    else:
+        y_all = torch.as_tensor(data.y, dtype=torch.long, device=dev)
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=prof.learning_rate)
+    val_t = torch.as_tensor(val_idx, dtype=torch.long, device=dev)
+
+    def train_batch(b: torch.Tensor) -> dict[str, tuple[float, int]]:
+        optimizer.zero_grad(set_to_none=True)
+        loss = _loss(spec.kind, spec.level, model(*(t[b] for t in inputs)), y_all[b])
+        loss.backward()
+        optimizer.step()
+        return {"train_loss": (float(loss.detach()), _n_targets(spec.level, y_all[b]))}
+
+    def validate(train: dict[str, float]) -> dict[str, float]:
+        val_out = _raw_outputs(model, inputs, val_idx, 256).to(dev)
+        val_loss = float(_loss(spec.kind, spec.level, val_out, y_all[val_t], "sum")) / max(
+            1, _n_targets(spec.level, y_all[val_t]))
+        return {"train_loss": train.get("train_loss", math.nan), "val_loss": val_loss}
+
+    loop = fit_epochs(model, train_idx, max_epochs=epochs, batch_size=int(prof.batch_size),
+                      patience=prof.patience, seed=seed, device=dev, train_batch=train_batch,
+                      validate=validate, desc=f"{spec.name} seed {seed}", progress=progress)
+    history, best_epoch = loop.history, loop.best_epoch
+
+    test_out = _raw_outputs(model, inputs, test_idx, 256)
+    frame = _test_frame(data, test_idx, test_out, target_stats)
+    metrics = _metrics_from_frame(spec.kind, frame)
+    baseline = baseline_metrics(spec.kind, data.y[train_idx], data.y[test_idx])
+    ids = data.features.material_ids
+    split_ids = {name: [ids[i] for i in part]
+                 for name, part in zip(("train", "val", "test"),
+                                       (train_idx, val_idx, test_idx), strict=True)}
+    metadata = {
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "task": {"name": spec.name, "kind": spec.kind, "level": spec.level,
+                 "unit": spec.unit, "class_names": list(data.class_names)},
+        "seed": int(seed),
+        "profile": _profile_meta(prof, epochs),
+        "split": split_ids,
+        "training_elements": sorted({el for i in train_idx
+                                     for el in data.features.elements[i]}),
+        "normalization": {
+            "descriptor_names": list(data.features.descriptor_names),
+            "descriptor_mean": d_mean, "descriptor_std": d_std,
+            "target": target_stats,
+            "spectra": {"method": "per-spectrum z-score (preprocess_xanes)",
+                        "edge": data.features.edge, "window_ev": list(data.features.window),
+                        "n_points": data.features.n_points,
+                        "all_element": data.features.all_element},
+        },
+        "metrics": metrics,
+        "baseline": baseline,
+        "history": history,
+        "best_epoch": best_epoch,
+        "epochs_run": len(history),
+        "label_counts": data.label_counts(),
+        "excluded": dict(data.excluded),
+        "skipped_spectra": len(data.features.skipped),
+    }
+    return TrainResult(
+        task=spec.name, kind=spec.kind, level=spec.level, seed=int(seed), metrics=metrics,
+        baseline=baseline, history=history, best_epoch=best_epoch, epochs_run=len(history),
+        split=split_ids, class_names=tuple(data.class_names), predictions=frame, model=model,
+        metadata=metadata, train_seconds=loop.train_seconds,
+        samples_per_second=loop.samples_per_second,
+    )
+
+
+def _snapshot_metadata(snapshot: Any) -> dict[str, Any]:
+    manifest = getattr(snapshot, "manifest", {}) or {}
+    return {
+        "id": getattr(snapshot, "snapshot_id", None),
+        "source": manifest.get("source"),
+        "path": str(getattr(snapshot, "path", "")),
+        "files": {name: entry.get("sha256")
+                  for name, entry in (manifest.get("files") or {}).items()},
+    }
+
+
+def _checkpoint_file(checkpoint_dir: str | os.PathLike[str], task: str, seed: int,
+                     all_element: bool, tag: str) -> Path:
+    parts = [task, "all-element" if all_element else "", tag, f"seed{seed}"]
+    return Path(checkpoint_dir) / ("-".join(p for p in parts if p) + ".pt")
+
+
+def load_matching_checkpoint(path: str | os.PathLike[str], snapshot: Any,
+                             expected: Mapping[str, Any],
+                             hparams: Mapping[str, Any] | None = None
+                             ) -> tuple[nn.Module, dict[str, Any]] | None:
+    """Load a finished checkpoint only when it is the run that would be trained now.
+
+    The resume rule of every trainer: same snapshot (id), and every ``expected`` metadata
+    entry equal to the stored one after JSON conversion (seed, profile, split, ...); with
+    ``hparams``, those hyper-parameters (a subset of the stored ones) must match too.
+
+    Args:
+        path: Checkpoint file.
+        snapshot: The snapshot of the run (its ``snapshot_id`` is compared).
+        expected: Metadata key -> value that must be stored.
+        hparams: Hyper-parameters that must be stored with these values.
+
+    Returns:
+        ``(model, metadata)``, or ``None`` when the file is missing, unreadable or differs
+        (the caller then trains afresh).
+    """
+    target = Path(path)
+    if not target.is_file():
+        return None
+    try:
+        model, meta = load(target)
+    except InputFileError:
+        return None
+    if meta.get("snapshot", {}).get("id") != getattr(snapshot, "snapshot_id", None):
+        return None
+    if any(meta.get(k) != _jsonable(v) for k, v in expected.items()):
+        return None
+    stored = meta.get("hparams") or {}
+    if hparams is not None and any(stored.get(k) != v for k, v in _jsonable(hparams).items()):
+        return None
+    return model, meta
+
+
+def _maybe_resume(path: Path, snapshot: Any, data: TaskData, prof: Profile, seed: int,
+                  split_seed: int, hparams_wanted: Mapping[str, Any],
+                  max_epochs: int) -> TrainResult | None:
+    found = load_matching_checkpoint(
+        path, snapshot,
+        {"seed": seed, "split_seed": split_seed, "profile": _profile_meta(prof, max_epochs)},
+        {**hparams_wanted, "all_element": data.features.all_element})
+    if found is None or found[1]["task"]["name"] != data.spec.name:
+        return None
+    model, meta = found
+    try:
+        idx = data.features.index_of(meta["split"]["test"])
+    except ConfigurationError:
+        return None
+    out = _raw_outputs(model, _input_tensors(data.features, torch.device("cpu")), idx, 256)
+    frame = _test_frame(data, idx, out, meta["normalization"]["target"])
+    return TrainResult(
+        task=data.spec.name, kind=data.spec.kind, level=data.spec.level, seed=seed,
+        metrics=meta["metrics"], baseline=meta["baseline"], history=meta["history"],
+        best_epoch=meta["best_epoch"], epochs_run=meta["epochs_run"], split=meta["split"],
+        class_names=tuple(meta["task"]["class_names"]), predictions=frame, model=model,
+        metadata=meta, checkpoint=path, resumed=True)
+
+
+def capped_rows(material_ids: Sequence[str], cap: int, keep_ids: Sequence[str] = ()
+                ) -> np.ndarray:
+    """Rows of the seeded subset of ``cap`` materials that a profile's material cap keeps.
+
+    The one subset rule of every trainer (``max_materials``, ``max_pxrd_materials``): the ids
+    of ``keep_ids`` present come first (all of them, even beyond ``cap``); the remaining places
+    are drawn without replacement from the other rows with seed :data:`_SUBSET_SEED`, the same
+    for every training seed, so the same snapshot and cap always give the same subset.
+
+    Returns:
+        Sorted row indices, shape ``(min(cap, n) or more,)``.
+    """
+    wanted = set(map(str, keep_ids))
+    must = np.array([i for i, m in enumerate(material_ids) if str(m) in wanted], dtype=np.int64)
+    rest = np.array([i for i, m in enumerate(material_ids) if str(m) not in wanted],
+                    dtype=np.int64)
+    n_draw = max(0, min(int(cap) - len(must), len(rest)))
+    drawn = np.random.default_rng(_SUBSET_SEED).choice(rest, n_draw, replace=False) \
+        if n_draw else np.zeros(0, dtype=np.int64)
+    return np.sort(np.concatenate([must, drawn]).astype(np.int64))
+
+
+def _prepare(snapshot: Any, task: str, prof: Profile, features: FeatureSet | None,
+             all_element: bool) -> TaskData:
+    require_task(snapshot, task)  # cheap check before the spectra are preprocessed
+    if features is None:
+        features = build_features(snapshot, all_element=all_element)
+    elif features.all_element != all_element:
+        raise ConfigurationError(f"features were built with all_element={features.all_element}"
+                                 f", the run asks for all_element={all_element}")
+    data = task_data(snapshot, task, features)
+    cap = prof.max_materials
+    if cap is not None and len(data) > cap:
+        data = data.subset(capped_rows(data.features.material_ids, cap))
+    return data
+
+
+def train_task(
+    snapshot: Any,
+    task: str,
+    profile: Profile | str = "quick",
+    seed: int | None = None,
+    *,
+    features: FeatureSet | None = None,
+    all_element: bool = False,
+    model_kwargs: Mapping[str, Any] | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    tag: str = "",
+    resume: bool = True,
+    split_seed: int | None = None,
+    device: str | torch.device | None = None,
+    max_epochs: int | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train one SpecFusionNet for one task of a snapshot (SI §S1.1 protocol).
+
+    Args:
+        snapshot: A loaded :class:`~specfusion_lib.data.snapshot.Snapshot`.
+        task: A name of :data:`~specfusion_lib.properties.features.FEATURE_TASKS`.
+        profile: Profile or its name (epochs, patience, learning rate, batch size, split,
+            material cap).
+        seed: Training seed (default: the profile's first seed).
+        features: Pre-built inputs (saves preprocessing the spectra again).
+        all_element: Use every element's spectrum (Fig. 2h baseline).
+        model_kwargs: Extra model arguments (sizes, ablation switches).
+        checkpoint_dir: Write ``<task>[-all-element][-<tag>]-seed<seed>.pt`` (+ ``.json``)
+            here; with ``resume`` an existing matching checkpoint is loaded instead.
+        tag: Extra name part of the checkpoint (e.g. an ablation name).
+        resume: Reuse a matching finished checkpoint in ``checkpoint_dir``.
+        split_seed: Seed of the split (default: ``seed``).
+        device: Torch device (default: see :func:`train_model`).
+        max_epochs: Override the profile's epoch cap.
+        progress: Show a progress bar.
+
+    Returns:
+        A :class:`TrainResult`.
+
+    Raises:
+        TaskNotAvailableError: The snapshot has no label for ``task`` (a
+            :class:`~specfusion_lib.core.errors.ConfigurationError`; report "not available in this
+            snapshot").
+        ConfigurationError: Unknown task or profile, too few labelled materials.
+    """
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    seed = int(prof.seeds[0] if seed is None else seed)
+    data = _prepare(snapshot, task, prof, features, all_element)
+    epochs = int(prof.max_epochs if max_epochs is None else max_epochs)
+    path = (None if checkpoint_dir is None
+            else _checkpoint_file(checkpoint_dir, task, seed, all_element, tag))
+    split_seed = seed if split_seed is None else int(split_seed)
+    if path is not None and resume:
+        done = _maybe_resume(path, snapshot, data, prof, seed, split_seed,
+                             dict(model_kwargs or {}), epochs)
+        if done is not None:
+            return done
+    split = split_indices(len(data), prof.split, split_seed)
+    result = train_model(data, prof, seed, split=split, model_kwargs=model_kwargs,
+                         device=device, max_epochs=epochs, progress=progress)
+    result.metadata["snapshot"] = _snapshot_metadata(snapshot)
+    result.metadata["split_seed"] = split_seed
+    result.metadata["samples_per_second"] = result.samples_per_second
+    result.metadata = _full_metadata(result.model, result.metadata)
+    if path is not None:
+        save_checkpoint(path, result.model, result.metadata)
+        result.checkpoint = path
+    return result
+
+
+@dataclass
+class SeedSummary:
+    """Several seeds of one task: the runs and mean ± std of every metric.
+
+    Attributes:
+        task: Task name.
+        results: One :class:`TrainResult` per seed.
+        mean: Metric → mean over seeds.
+        std: Metric → sample standard deviation over seeds (NaN for one seed).
+        baseline_mean: Baseline metric → mean over seeds.
+    """
+
+    task: str
+    results: list[TrainResult]
+    mean: dict[str, float] = field(default_factory=dict)
+    std: dict[str, float] = field(default_factory=dict)
+    baseline_mean: dict[str, float] = field(default_factory=dict)
+
+    def format(self, metric: str, digits: int = 3) -> str:
+        """``"0.812 ± 0.031"`` (or ``"0.812 (1 seed)"``)."""
+        m, s = self.mean[metric], self.std[metric]
+        if math.isnan(s):
+            return f"{m:.{digits}f} ({len(self.results)} seed)"
+        return f"{m:.{digits}f} ± {s:.{digits}f}"
+
+    def table(self) -> pd.DataFrame:
+        """One row per seed with metrics and baseline metrics (``baseline_`` prefix)."""
+        rows = []
+        for r in self.results:
+            row: dict[str, Any] = {"task": self.task, "seed": r.seed, **r.metrics}
+            row.update({f"baseline_{k}": v for k, v in r.baseline.items() if k != "n_test"})
+            row.update({"best_epoch": r.best_epoch, "epochs_run": r.epochs_run})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def train_task_seeds(
+    snapshot: Any,
+    task: str,
+    profile: Profile | str = "quick",
+    seeds: Sequence[int] | None = None,
+    *,
+    features: FeatureSet | None = None,
+    all_element: bool = False,
+    **kwargs: Any,
+) -> SeedSummary:
+    """Train one model per seed (default: the profile's seeds) and summarise mean ± std.
+
+    The spectra are preprocessed once and shared by every seed. Keyword arguments are passed
+    to :func:`train_task` (``checkpoint_dir`` makes the run resumable seed by seed).
+
+    Raises:
+        TaskNotAvailableError: The snapshot has no label for ``task``.
+    """
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    require_task(snapshot, task)
+    if features is None:
+        features = build_features(snapshot, all_element=all_element)
+    results = [train_task(snapshot, task, prof, s, features=features, all_element=all_element,
+                          **kwargs)
+               for s in (prof.seeds if seeds is None else seeds)]
+    if not results:
+        raise ConfigurationError("no seeds given")
+    keys = [k for k, v in results[0].metrics.items() if k != "n_test" and v is not None]
+    summary = SeedSummary(task, results)
+    for k in keys:
+        vals = np.array([np.nan if r.metrics.get(k) is None else r.metrics[k]
+                         for r in results], dtype=float)
+        summary.mean[k] = float(np.nanmean(vals)) if np.isfinite(vals).any() else math.nan
+        summary.std[k] = (float(np.nanstd(vals, ddof=1))
+                          if np.isfinite(vals).sum() > 1 else math.nan)
+        base = np.array([np.nan if r.baseline.get(k) is None else r.baseline[k]
+                         for r in results], dtype=float)
+        summary.baseline_mean[k] = (float(np.nanmean(base)) if np.isfinite(base).any()
+                                    else math.nan)
+    return summary
