@@ -43,7 +43,8 @@ from specfusion_lib.core.elements import TRANSITION_METALS, descriptor_columns, 
 from specfusion_lib.core.profiles import Profile
 from specfusion_lib.properties.features import FeatureSet, TaskData, get_task_spec
 from specfusion_lib.properties.multitask import MultiTaskData, train_multitask
-from specfusion_lib.properties.train import split_indices, train_model
+from specfusion_lib.properties.train import train_model
+from specfusion_lib.training.splits import split_indices
 
 ROOT = Path(__file__).resolve().parents[1]
 _TMS = ("Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn")

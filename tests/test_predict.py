@@ -24,8 +24,8 @@ from specfusion_lib.properties.predict import (
     predictions_to_json,
 )
 from specfusion_lib.properties.runs import run_tasks
-from specfusion_lib.properties.train import load
 from specfusion_lib.spectra.xanes import XANESSpectrum, tabulated_edge_energy
+from specfusion_lib.training.checkpoints import load
 
 TASKS = ("density", "crystal_system", "oxidation_state")
 

@@ -9,6 +9,7 @@ from specfusion_lib.models import (
     ElementEncoder,
     MultiScaleSpectrumEncoder,
     MultiTaskSpecFusionNet,
+    SpecFusionConfig,
     SpecFusionEncoder,
     SpecFusionNet,
     count_parameters,
@@ -51,7 +52,7 @@ def test_documented_shapes() -> None:
     assert per_el.shape == (5, 4, 4)
     assert torch.all(per_el[~x["element_mask"]] == 0)
     torch.manual_seed(0)
-    enc = SpecFusionEncoder(**{k: v for k, v in SMALL.items() if k != "head_hidden"}).eval()
+    enc = SpecFusionEncoder(SpecFusionConfig(**SMALL)).eval()
     tokens, pooled = enc(**x)
     assert tokens.shape == (5, 4, 32) and pooled.shape == (5, 32)
     spec_enc = MultiScaleSpectrumEncoder(out_dim=24, channels=(4, 8), pooled_length=8)
@@ -189,3 +190,25 @@ def test_gradients_do_not_reach_padding() -> None:
     model(**x).sum().backward()
     assert torch.all(x["descriptors"].grad[~x["element_mask"]] == 0)
     assert torch.all(x["spectra"].grad[~x["spectrum_mask"]] == 0)
+
+
+def test_config_round_trips_through_its_dict_and_the_model_hparams() -> None:
+    config = SpecFusionConfig(d_model=32, conv_channels=[8, 16], masked_descriptors=[3, 1, 3])
+    assert config.masked_descriptors == (1, 3) and config.conv_channels == (8, 16)
+    assert SpecFusionConfig.from_dict(config.as_dict()) == config
+    model = SpecFusionNet(n_outputs=3, config=config)
+    assert model.hparams == {"n_outputs": 3, "element_level": False, **config.as_dict()}
+    rebuilt = SpecFusionNet(**model.hparams)  # what checkpoints do
+    assert rebuilt.config == config
+    assert count_parameters(rebuilt) == count_parameters(model)
+
+
+def test_keyword_architecture_overrides_the_config_and_ablation_updates_it() -> None:
+    model = SpecFusionNet(n_outputs=1, config=SpecFusionConfig(d_model=32), n_heads=2)
+    assert model.config.d_model == 32 and model.config.n_heads == 2
+    model.set_ablation(use_tm_fusion=False, masked_tm_descriptors=[4])
+    assert not model.config.use_tm_fusion and model.config.masked_tm_descriptors == (4,)
+    assert model.hparams["masked_tm_descriptors"] == [4]
+    with pytest.raises(TypeError):
+        SpecFusionNet(n_outputs=1, no_such_field=1)
+

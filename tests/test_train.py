@@ -30,20 +30,24 @@ from specfusion_lib.properties.features import (
     weighted_mode,
 )
 from specfusion_lib.properties.train import (
-    baseline_metrics,
-    classification_metrics,
-    load,
-    load_matching_checkpoint,
-    metadata_path,
+    TrainResult,
     predict,
-    regression_metrics,
-    save_checkpoint,
-    split_indices,
     train_model,
     train_task,
     train_task_seeds,
 )
 from specfusion_lib.spectra.xanes import XANESSpectrum, tabulated_edge_energy
+from specfusion_lib.training.checkpoints import (
+    load,
+    load_matching_checkpoint,
+    metadata_path,
+    save_checkpoint,
+)
+from specfusion_lib.training.metrics import (
+    baseline_metrics,
+    classification_metrics,
+    regression_metrics,
+)
 
 torch.set_num_threads(1)
 
@@ -205,18 +209,6 @@ def test_absent_task_raises_not_available(synthetic, synthetic_features) -> None
 # --------------------------------------------------------------------------------------------
 
 
-def test_split_is_reproducible_and_partitions() -> None:
-    a = split_indices(100, seed=3)
-    b = split_indices(100, seed=3)
-    for x, y in zip(a, b, strict=True):
-        np.testing.assert_array_equal(x, y)
-    assert [len(p) for p in a] == [70, 15, 15]
-    assert sorted(np.concatenate(a).tolist()) == list(range(100))
-    c = split_indices(100, seed=4)
-    assert not np.array_equal(a[2], c[2])
-    assert [len(p) for p in split_indices(10)] == [6, 2, 2]
-    with pytest.raises(ConfigurationError, match="too few"):
-        split_indices(2)
 
 
 def test_metrics_and_baselines() -> None:
@@ -245,17 +237,35 @@ def test_loss_falls_classification_and_element_level(synthetic, synthetic_featur
         assert res.samples_per_second > 0
 
 
-def test_train_task_regression_checkpoint_round_trip(synthetic, synthetic_features,
-                                                     tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def regression_run(synthetic, synthetic_features, tmp_path_factory: pytest.TempPathFactory
+                   ) -> tuple[TrainResult, Path]:
+    """One formation-energy run with a checkpoint, shared by the round-trip tests."""
+    folder = tmp_path_factory.mktemp("checkpoints")
     res = train_task(synthetic, "formation_energy_per_atom", TINY, seed=0,
                      features=synthetic_features, model_kwargs=SMALL,
-                     checkpoint_dir=tmp_path, progress=False)
-    assert res.checkpoint == tmp_path / "formation_energy_per_atom-seed0.pt"
+                     checkpoint_dir=folder, progress=False)
+    return res, folder
+
+
+def test_train_task_writes_a_checkpoint_named_by_task_and_seed(regression_run) -> None:
+    res, folder = regression_run
+    assert res.checkpoint == folder / "formation_energy_per_atom-seed0.pt"
+    assert json.loads(metadata_path(res.checkpoint).read_text())["seed"] == 0
+
+
+def test_train_task_result_reports_the_protocol(regression_run) -> None:
+    res, _ = regression_run
     assert res.epochs_run <= 4 and 1 <= res.best_epoch <= res.epochs_run
     assert set(res.metrics) == {"mae", "rmse", "r2", "n_test"}
     assert {"train", "val", "test"} == set(res.split)
     assert len(res.predictions) == len(res.split["test"]) == res.metrics["n_test"]
-    model, meta = load(res.checkpoint)
+
+
+def test_checkpoint_metadata_records_snapshot_task_split_and_normalisation(
+        regression_run, synthetic) -> None:
+    res, _ = regression_run
+    _, meta = load(res.checkpoint)
     assert meta["snapshot"]["id"] == synthetic.snapshot_id
     assert set(meta["snapshot"]["files"]) == {"materials.parquet", "spectra.parquet"}
     assert meta["task"]["name"] == "formation_energy_per_atom" and meta["seed"] == 0
@@ -263,28 +273,48 @@ def test_train_task_regression_checkpoint_round_trip(synthetic, synthetic_featur
     assert meta["normalization"]["target"]["std"] > 0
     assert len(meta["normalization"]["descriptor_mean"]) == 11
     assert meta["hparams"]["d_model"] == 32 and meta["library_version"]
-    assert json.loads(metadata_path(res.checkpoint).read_text())["seed"] == 0
-    # identical outputs after the round trip, and predict() undoes the standardisation
+
+
+def test_loaded_model_predicts_as_the_trained_one_in_physical_units(
+        regression_run, synthetic_features) -> None:
+    res, _ = regression_run
+    model, meta = load(res.checkpoint)
     np.testing.assert_array_equal(predict(model, synthetic_features, meta),
                                   predict(res.model.cpu(), synthetic_features, res.metadata))
     test_rows = synthetic_features.index_of(res.split["test"])
     values = predict(model, synthetic_features.subset(test_rows), meta)
     np.testing.assert_allclose(values, res.predictions["y_pred"].to_numpy(), rtol=1e-5)
-    # same snapshot, task, seed, profile and sizes: resumed instead of retrained
+
+
+def test_same_run_is_resumed_from_its_checkpoint(regression_run, synthetic,
+                                                 synthetic_features) -> None:
+    res, folder = regression_run
     again = train_task(synthetic, "formation_energy_per_atom", TINY, seed=0,
                        features=synthetic_features, model_kwargs=SMALL,
+                       checkpoint_dir=folder, progress=False)
+    assert again.resumed and again.metrics == pytest.approx(res.metrics, nan_ok=True)
+
+
+def test_other_hyper_parameters_retrain_on_the_same_split(synthetic, synthetic_features,
+                                                          tmp_path: Path) -> None:
+    first = train_task(synthetic, "formation_energy_per_atom", TINY, seed=0,
+                       features=synthetic_features, model_kwargs=SMALL,
                        checkpoint_dir=tmp_path, progress=False)
-    assert again.resumed and again.metrics == pytest.approx(meta["metrics"], nan_ok=True)
-    # different hyper-parameters: retrained, not resumed
     other = train_task(synthetic, "formation_energy_per_atom", TINY, seed=0,
                        features=synthetic_features, model_kwargs={**SMALL, "dropout": 0.2},
                        checkpoint_dir=tmp_path, progress=False)
-    assert not other.resumed and other.split == res.split  # same seed, same split
-    # the shared resume rule: snapshot id, expected metadata and hyper-parameters
+    assert not other.resumed and other.split == first.split  # same seed, same split
     path = other.checkpoint
     assert load_matching_checkpoint(path, synthetic, {"seed": 0}, {"dropout": 0.2}) is not None
-    assert load_matching_checkpoint(path, synthetic, {"seed": 1}) is None
     assert load_matching_checkpoint(path, synthetic, {"seed": 0}, {"dropout": 0.1}) is None
+
+
+def test_resume_rule_refuses_other_seed_snapshot_and_unreadable_files(
+        regression_run, synthetic, tmp_path: Path) -> None:
+    res, _ = regression_run
+    path = res.checkpoint
+    assert load_matching_checkpoint(path, synthetic, {"seed": 0}) is not None
+    assert load_matching_checkpoint(path, synthetic, {"seed": 1}) is None
     assert load_matching_checkpoint(path, object(), {"seed": 0}) is None  # other snapshot
     assert load_matching_checkpoint(tmp_path / "missing.pt", synthetic, {}) is None
     broken = tmp_path / "broken.pt"

@@ -29,7 +29,8 @@ from specfusion_lib.properties.multitask import (
     predict_multitask,
     train_multitask,
 )
-from specfusion_lib.properties.train import load, metadata_path, predict
+from specfusion_lib.properties.train import predict
+from specfusion_lib.training.checkpoints import load, metadata_path
 
 torch.set_num_threads(1)
 

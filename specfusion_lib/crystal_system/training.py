@@ -14,7 +14,7 @@ Data (:func:`crystal_system_data`)
     outputs.
 
 Protocol (:func:`train_crystal_system_model`, SI §S1.1 as for SpecFusionNet)
-    70 / 15 / 15 % split by material (:func:`specfusion_lib.properties.train.split_indices`, seeded with
+    70 / 15 / 15 % split by material (:func:`~specfusion_lib.training.splits.split_indices`, seeded with
     the training seed); Adam with the profile's learning rate and batch size; cross-entropy;
     early stopping on the validation loss with the profile's patience and epoch cap, best
     weights restored. Training patterns are rendered anew every epoch from a generator seeded
@@ -33,7 +33,7 @@ Protocol (:func:`train_crystal_system_model`, SI §S1.1 as for SpecFusionNet)
 
 Checkpoints
     ``<checkpoint_dir>/pxrd-crystal-system[-<tag>]-seed<N>.pt`` (+ ``.json``) through
-    :func:`specfusion_lib.properties.train.save_checkpoint`; the metadata holds the snapshot id and file
+    :func:`~specfusion_lib.training.checkpoints.save_checkpoint`; the metadata holds the snapshot id and file
     checksums, the split, the grid and wavelength, the augmentation settings, the metrics and
     the training history. A finished checkpoint matching the snapshot, profile, seed and
     hyper-parameters is loaded instead of retrained. The file names do not match the
@@ -57,9 +57,7 @@ import json
 import math
 import os
 import re
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,8 +66,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F  # noqa: N812
-from tqdm.auto import tqdm
 
 from specfusion_lib.core.errors import ConfigurationError, InputFileError
 from specfusion_lib.core.profiles import Profile, get_profile
@@ -82,22 +78,28 @@ from specfusion_lib.crystal_system.patterns import (
 )
 from specfusion_lib.data.structure_labels import CRYSTAL_SYSTEMS
 from specfusion_lib.models.pxrd_net import PXRDCrystalSystemNet
-from specfusion_lib.properties.train import (
-    _jsonable,
-    _profile_meta,
-    _resolve_device,
-    _snapshot_metadata,
-    baseline_metrics,
-    capped_rows,
-    classification_metrics,
+from specfusion_lib.spectra import pxrd
+from specfusion_lib.training.checkpoints import (
+    checkpoint_file,
+    jsonable,
     load,
     load_matching_checkpoint,
-    register_model,
+    profile_metadata,
     save_checkpoint,
-    split_indices,
+    snapshot_metadata,
 )
-from specfusion_lib.spectra import pxrd
-from specfusion_lib.training.loop import EarlyStopping
+from specfusion_lib.training.loop import (
+    batched_logits,
+    cpu_threads,
+    fit_classifier,
+    resolve_device,
+)
+from specfusion_lib.training.metrics import (
+    baseline_metrics,
+    metrics_from_table,
+    prediction_table,
+)
+from specfusion_lib.training.splits import capped_rows, resolve_split, split_ids
 
 __all__ = [
     "CHECKPOINT_STEM",
@@ -105,13 +107,10 @@ __all__ = [
     "CrystalSystemData",
     "CrystalSystemPredictor",
     "CrystalSystemRun",
-    "FitResult",
     "checkpoint_path",
     "confusion_table",
-    "cpu_threads",
     "crystal_system_data",
     "epoch_copies",
-    "fit_classifier",
     "per_class_table",
     "predict_crystal_system",
     "train_crystal_system_model",
@@ -119,7 +118,6 @@ __all__ = [
     "training_rows",
 ]
 
-register_model(PXRDCrystalSystemNet)
 
 #: File stem of the PXRD crystal-system checkpoints.
 CHECKPOINT_STEM = "pxrd-crystal-system"
@@ -245,136 +243,9 @@ def crystal_system_data(
 # --------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def cpu_threads(n: int | None) -> Iterator[None]:
-    """Temporarily set torch's intra-op thread count (``None``: leave it); restored on exit."""
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 
-@dataclass
-class FitResult:
-    """What :func:`fit_classifier` did.
-
-    Attributes:
-        history: Per epoch ``epoch``, ``train_loss``, ``val_loss``, ``val_accuracy``.
-        best_epoch: Epoch (1-based) whose weights were restored.
-        train_seconds: Wall time of the optimisation steps (input rendering excluded).
-        samples_seen: Training samples processed.
-    """
-
-    history: list[dict[str, float]]
-    best_epoch: int
-    train_seconds: float
-    samples_seen: int
-
-    @property
-    def samples_per_second(self) -> float:
-        """Training throughput."""
-        return self.samples_seen / self.train_seconds if self.train_seconds > 0 else math.nan
-
-
-@torch.no_grad()
-def _logits(model: nn.Module, inputs: Sequence[Tensor], device: torch.device,
-            batch_size: int = _EVAL_BATCH) -> Tensor:
-    model.eval()
-    n = inputs[0].shape[0]
-    outs = [model(*(t[s:s + batch_size].to(device) for t in inputs)).float().cpu()
-            for s in range(0, n, batch_size)]
-    return torch.cat(outs) if outs else torch.empty(0)
-
-
-def fit_classifier(
-    model: nn.Module,
-    train_inputs: Callable[[int], Sequence[Tensor]],
-    y_train: Tensor,
-    val_inputs: Sequence[Tensor],
-    y_val: Tensor,
-    profile: Profile,
-    seed: int,
-    *,
-    max_epochs: int | None = None,
-    device: torch.device | None = None,
-    progress: bool = False,
-    desc: str = "train",
-) -> FitResult:
-    """Train a classifier with Adam, cross-entropy and early stopping on the validation loss.
-
-    Args:
-        model: Takes the tensors of ``train_inputs(epoch)`` (each ``(N_train, ...)``) and
-            returns logits ``(N, C)``.
-        train_inputs: Epoch (1-based) → the training inputs of that epoch (allows new
-            augmentation every epoch).
-        y_train: ``(N_train,)`` class indices.
-        val_inputs: Fixed validation inputs.
-        y_val: ``(N_val,)`` class indices.
-        profile: Learning rate, batch size, epoch cap and patience.
-        seed: Seed of the batch order.
-        max_epochs: Override the profile's epoch cap.
-        device: Torch device (default CPU).
-        progress: Show a progress bar.
-        desc: Progress bar label.
-
-    Returns:
-        A :class:`FitResult`; ``model`` holds the best validation epoch's weights, eval mode.
-    """
-    dev = device or torch.device("cpu")
-    model.to(dev)
-    epochs = int(profile.max_epochs if max_epochs is None else max_epochs)
-    optimizer = torch.optim.Adam(model.parameters(), lr=profile.learning_rate)
-    generator = torch.Generator().manual_seed(int(seed))
-    batch = int(profile.batch_size)
-    history: list[dict[str, float]] = []
-    stopper = EarlyStopping(model, profile.patience)
-    state: dict[str, Any] = {"train_seconds": 0.0, "seen": 0}
-    bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, leave=False)
-    with cpu_threads(CPU_THREADS if dev.type == "cpu" else None):
-        _epochs(model, bar, train_inputs, y_train, val_inputs, y_val, profile, optimizer,
-                generator, batch, dev, history, state, stopper)
-    bar.close()
-    stopper.restore(model)
-    return FitResult(history, stopper.best_epoch, state["train_seconds"], state["seen"])
-
-
-def _epochs(model: nn.Module, bar: Any, train_inputs: Callable[[int], Sequence[Tensor]],
-            y_train: Tensor, val_inputs: Sequence[Tensor], y_val: Tensor, profile: Profile,
-            optimizer: torch.optim.Optimizer, generator: torch.Generator, batch: int,
-            dev: torch.device, history: list[dict[str, float]], state: dict[str, Any],
-            stopper: EarlyStopping) -> None:
-    """The epochs of :func:`fit_classifier`; timing counters go to ``state``, the best
-    weights to ``stopper``."""
-    for epoch in bar:
-        inputs = [t.to(dev) for t in train_inputs(epoch)]
-        y = y_train.to(dev)
-        model.train()
-        t0 = time.perf_counter()
-        order = torch.randperm(len(y), generator=generator).to(dev)
-        total = 0.0
-        for start in range(0, len(order), batch):
-            b = order[start:start + batch]
-            optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(*(t[b] for t in inputs)), y[b])
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(b)
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        state["train_seconds"] += time.perf_counter() - t0
-        state["seen"] += len(order)
-        val_out = _logits(model, val_inputs, dev)
-        val_loss = float(F.cross_entropy(val_out, y_val))
-        val_acc = float((val_out.argmax(1) == y_val).float().mean())
-        history.append({"epoch": epoch, "train_loss": total / max(1, len(order)),
-                        "val_loss": val_loss, "val_accuracy": val_acc})
-        bar.set_postfix(val_loss=f"{val_loss:.3g}", val_acc=f"{val_acc:.2f}")
-        if stopper.step(epoch, val_loss, model):
-            break
 
 
 # --------------------------------------------------------------------------------------------
@@ -469,8 +340,7 @@ def per_class_table(y_true: Sequence[str], y_pred: Sequence[str],
 
 def checkpoint_path(checkpoint_dir: str | os.PathLike[str], seed: int, tag: str = "") -> Path:
     """``<checkpoint_dir>/pxrd-crystal-system[-<tag>]-seed<seed>.pt``."""
-    stem = CHECKPOINT_STEM + (f"-{tag}" if tag else "")
-    return Path(checkpoint_dir) / f"{stem}-seed{int(seed)}.pt"
+    return checkpoint_file(checkpoint_dir, CHECKPOINT_STEM, tag, f"seed{int(seed)}")
 
 
 def _pattern_meta(data: CrystalSystemData) -> dict[str, Any]:
@@ -483,22 +353,17 @@ def _pattern_meta(data: CrystalSystemData) -> dict[str, Any]:
 
 def _test_frame(data: CrystalSystemData, test_idx: np.ndarray, probs: np.ndarray
                 ) -> pd.DataFrame:
-    names = np.asarray(CRYSTAL_SYSTEMS, dtype=object)
-    frame = pd.DataFrame({
-        "material_id": [data.material_ids[i] for i in test_idx],
-        "formula": [data.sticks.formulas[i] for i in test_idx],
-        "y_true": names[data.y[test_idx]],
-        "y_pred": names[probs.argmax(axis=1)] if len(probs) else np.array([], dtype=object),
-    })
-    for k, c in enumerate(CRYSTAL_SYSTEMS):
-        frame[f"p_{c}"] = probs[:, k] if len(probs) else np.array([], dtype=float)
-    return frame
+    """Test predictions (:func:`~specfusion_lib.training.metrics.prediction_table`)."""
+    pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
+    return prediction_table([data.material_ids[i] for i in test_idx], data.y[test_idx], pred,
+                            class_names=CRYSTAL_SYSTEMS, probabilities=probs,
+                            columns={"formula": [data.sticks.formulas[i] for i in test_idx]})
 
 
 def _probabilities(model: nn.Module, patterns: np.ndarray, device: torch.device | None = None
                    ) -> np.ndarray:
     dev = device or next(model.parameters()).device
-    logits = _logits(model, [torch.as_tensor(patterns, dtype=torch.float32)], dev)
+    logits = batched_logits(model, [torch.as_tensor(patterns, dtype=torch.float32)], dev)
     return torch.softmax(logits, dim=1).numpy() if len(logits) else np.zeros((0, 7))
 
 
@@ -524,30 +389,20 @@ def _training_meta(train_idx: np.ndarray, prof: Profile) -> dict[str, int]:
             "copies_per_epoch": epoch_copies(len(train_idx), prof.min_patterns_per_epoch)}
 
 
-def _split(data: CrystalSystemData, prof: Profile, seed: int,
-           split: Sequence[Sequence[int]] | None) -> tuple[np.ndarray, ...]:
-    if split is None:
-        parts = split_indices(len(data), prof.split, seed)
-    else:
-        parts = tuple(np.asarray(s, dtype=np.int64) for s in split)
-    if len(parts) != 3 or len(parts[0]) == 0 or len(parts[1]) == 0:
-        raise ConfigurationError("the training and validation parts must not be empty")
-    return tuple(parts)
 
-
-def _pxrd_profile_meta(prof: Profile, epochs: int) -> dict[str, Any]:
+def _pxrdprofile_metadata(prof: Profile, epochs: int) -> dict[str, Any]:
     """The profile entry of a PXRD checkpoint: the XANES one plus the PXRD material cap."""
-    return {**_profile_meta(prof, epochs), "max_pxrd_materials": prof.max_pxrd_materials}
+    return {**profile_metadata(prof, epochs), "max_pxrd_materials": prof.max_pxrd_materials}
 
 
 def _maybe_resume(path: Path, snapshot: Any, data: CrystalSystemData, prof: Profile,
                   seed: int, epochs: int, hparams: Mapping[str, Any],
-                  split_ids: Mapping[str, list[str]], parts: tuple[np.ndarray, ...]
+                  part_ids: Mapping[str, list[str]], parts: tuple[np.ndarray, ...]
                   ) -> CrystalSystemRun | None:
     found = load_matching_checkpoint(path, snapshot, {
-        "seed": seed, "profile": _pxrd_profile_meta(prof, epochs), "hparams": dict(hparams),
+        "seed": seed, "profile": _pxrdprofile_metadata(prof, epochs), "hparams": dict(hparams),
         "patterns": _pattern_meta(data), "training_patterns": _training_meta(parts[0], prof),
-        "split": dict(split_ids)})
+        "split": dict(part_ids)})
     if found is None:
         return None
     model, meta = found
@@ -613,7 +468,7 @@ def train_crystal_system_model(
         raise ConfigurationError(f"too few labelled materials ({len(data)}) with a simulated "
                                  "pattern for a train/validation/test split; at least 3 are "
                                  "needed")
-    parts = _split(data, prof, seed, split)
+    parts = resolve_split(len(data), prof.split, seed, split)
     train_idx, val_idx, test_idx = parts
     epochs = int(prof.max_epochs if max_epochs is None else max_epochs)
     kwargs = dict(model_kwargs or {})
@@ -626,17 +481,15 @@ def train_crystal_system_model(
                                      **kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"invalid PXRDCrystalSystemNet arguments: {exc}") from None
-    ids = data.material_ids
-    split_ids = {name: [ids[i] for i in part]
-                 for name, part in zip(("train", "val", "test"), parts, strict=True)}
+    part_ids = split_ids(data.material_ids, parts)
     path = None if checkpoint_dir is None else checkpoint_path(checkpoint_dir, seed, tag)
     if path is not None and resume:
         done = _maybe_resume(path, snapshot, data, prof, seed, epochs, model.hparams,
-                             split_ids, parts)
+                             part_ids, parts)
         if done is not None:
             return done
 
-    dev = _resolve_device(device, prof)
+    dev = resolve_device(device, prof)
     val_patterns = data.measured_patterns(val_idx, seed, _STREAM_VAL)
     test_patterns = data.measured_patterns(test_idx, seed, _STREAM_TEST)
 
@@ -649,18 +502,18 @@ def train_crystal_system_model(
     fit = fit_classifier(
         model, epoch_inputs, torch.as_tensor(data.y[rows]),
         [torch.from_numpy(val_patterns)], torch.as_tensor(data.y[val_idx]), prof, seed,
-        max_epochs=epochs, device=dev, progress=progress, desc=f"PXRD crystal system seed {seed}")
+        max_epochs=epochs, device=dev, threads=CPU_THREADS, progress=progress,
+        desc=f"PXRD crystal system seed {seed}")
     frame = _test_frame(data, test_idx, _probabilities(model, test_patterns, dev))
-    metrics = classification_metrics(frame["y_true"].to_numpy(dtype=str),
-                                     frame["y_pred"].to_numpy(dtype=str))
+    metrics = metrics_from_table("classification", frame)
     baseline = baseline_metrics("classification", data.y[train_idx], data.y[test_idx])
     metadata: dict[str, Any] = {
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "task": {"name": "crystal_system", "kind": "classification", "level": "material",
                  "unit": "", "class_names": list(CRYSTAL_SYSTEMS), "input": "pxrd"},
         "seed": seed,
-        "profile": _pxrd_profile_meta(prof, epochs),
-        "split": split_ids,
+        "profile": _pxrdprofile_metadata(prof, epochs),
+        "split": part_ids,
         "patterns": _pattern_meta(data),
         "training_patterns": _training_meta(train_idx, prof),
         "label_counts": data.label_counts(),
@@ -672,12 +525,12 @@ def train_crystal_system_model(
         "epochs_run": len(fit.history),
         "train_seconds": fit.train_seconds,
         "samples_per_second": fit.samples_per_second,
-        "snapshot": _snapshot_metadata(snapshot),
+        "snapshot": snapshot_metadata(snapshot),
     }
     run = CrystalSystemRun(
         model=model.cpu().eval(), seed=seed, metrics=metrics, baseline=baseline,
-        split=split_ids, predictions=frame, history=fit.history, best_epoch=fit.best_epoch,
-        epochs_run=len(fit.history), metadata=_jsonable(metadata), data=data,
+        split=part_ids, predictions=frame, history=fit.history, best_epoch=fit.best_epoch,
+        epochs_run=len(fit.history), metadata=jsonable(metadata), data=data,
         split_indices=parts, test_patterns=test_patterns, train_seconds=fit.train_seconds,
         samples_per_second=fit.samples_per_second)
     if path is not None:

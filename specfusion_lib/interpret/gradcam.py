@@ -275,7 +275,7 @@ def grad_cam(
             :class:`~specfusion_lib.models.specfusionnet.SpecFusionNet`.
         features: Inputs (the same window and points the model was trained on).
         indices: Rows of ``features`` (default: all).
-        metadata: The run's metadata (:func:`specfusion_lib.properties.train.load`,
+        metadata: The run's metadata (:func:`specfusion_lib.training.checkpoints.load`,
             ``TrainResult.metadata``): task name and kind, class names and the target
             standardisation. Without it, a one-output model counts as regression.
         target: Class index to attribute (classification; default: each compound's predicted

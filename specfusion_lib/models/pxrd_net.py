@@ -42,7 +42,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
 
-from specfusion_lib.models.specfusionnet import SpecFusionEncoder, count_parameters
+from specfusion_lib.models.specfusionnet import (
+    SpecFusionConfig,
+    SpecFusionEncoder,
+    count_parameters,
+)
 
 __all__ = [
     "PXRD_DEFAULTS",
@@ -310,7 +314,7 @@ class FusedCrystalSystemNet(nn.Module):
         enc = _pxrd_hparams(pxrd or {})
         xan = dict(xanes or {})
         self.pxrd_encoder = PXRDEncoder(**enc)
-        self.xanes_encoder = SpecFusionEncoder(**xan)
+        self.xanes_encoder = SpecFusionEncoder(SpecFusionConfig(**xan))
         d_x = int(xan.get("d_model", 128))
         self._hparams = {"n_classes": int(n_classes), "head_hidden": int(head_hidden),
                          "pxrd": enc, "xanes": _jsonable_kwargs(xan)}

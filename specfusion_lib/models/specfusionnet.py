@@ -43,6 +43,7 @@ columns, ``L`` points per spectrum (200), ``H`` model width, ``C`` outputs.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import torch
@@ -54,6 +55,7 @@ __all__ = [
     "ElementEncoder",
     "MultiScaleSpectrumEncoder",
     "MultiTaskSpecFusionNet",
+    "SpecFusionConfig",
     "SpecFusionEncoder",
     "SpecFusionNet",
     "SpectrumElementFusion",
@@ -349,10 +351,15 @@ class ElementAttentionBlock(nn.Module):
         return x * keep
 
 
-class SpecFusionEncoder(nn.Module):
-    """Everything of SpecFusionNet but the head: element tokens and the pooled compound vector.
+@dataclass(frozen=True)
+class SpecFusionConfig:
+    """Architecture of the SpecFusionNet encoder and heads (all but the outputs).
 
-    Args:
+    One object instead of nineteen constructor arguments; :meth:`as_dict` is what checkpoints
+    store (as the model's ``hparams``, together with the outputs) and :meth:`from_dict`
+    rebuilds it. Defaults are the network of SI Fig. S4.
+
+    Attributes:
         n_descriptors: ``D``, descriptor columns (11 with one-hot element types).
         n_points: ``L``, points per spectrum.
         all_element: Use the spectrum of every element that has one (Fig. 2h baseline);
@@ -366,37 +373,90 @@ class SpecFusionEncoder(nn.Module):
         n_heads: Attention heads.
         n_attention_layers: Number of attention blocks.
         ffn_dim: Feed-forward width in the attention blocks.
+        head_hidden: Hidden width of each task head.
         dropout: Dropout probability.
         use_tm_fusion: Ablation switch: ``False`` zero-masks the fusion block.
         use_non_tm: Ablation switch: ``False`` zero-masks the non-TM embeddings.
         masked_descriptors: Ablation: descriptor columns to zero-mask.
         masked_tm_descriptors: Ablation: descriptor columns zero-masked for TM elements only.
         masked_non_tm_descriptors: Ablation: the same for non-TM elements only.
+    """
+
+    n_descriptors: int = 11
+    n_points: int = 200
+    all_element: bool = False
+    d_model: int = 128
+    kernel_sizes: tuple[int, ...] = (3, 7, 15)
+    conv_channels: tuple[int, ...] = (32, 64)
+    pooled_length: int = 16
+    element_hidden: int = 64
+    fusion_hidden: int = 256
+    n_heads: int = 4
+    n_attention_layers: int = 2
+    ffn_dim: int = 256
+    head_hidden: int = 64
+    dropout: float = 0.1
+    use_tm_fusion: bool = True
+    use_non_tm: bool = True
+    masked_descriptors: tuple[int, ...] = ()
+    masked_tm_descriptors: tuple[int, ...] = ()
+    masked_non_tm_descriptors: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        ints = ("n_descriptors", "n_points", "d_model", "pooled_length", "element_hidden",
+                "fusion_hidden", "n_heads", "n_attention_layers", "ffn_dim", "head_hidden")
+        for name in ints:
+            object.__setattr__(self, name, int(getattr(self, name)))
+        for name in ("all_element", "use_tm_fusion", "use_non_tm"):
+            object.__setattr__(self, name, bool(getattr(self, name)))
+        object.__setattr__(self, "dropout", float(self.dropout))
+        object.__setattr__(self, "kernel_sizes", tuple(int(k) for k in self.kernel_sizes))
+        object.__setattr__(self, "conv_channels", tuple(int(c) for c in self.conv_channels))
+        for name in ("masked_descriptors", "masked_tm_descriptors",
+                     "masked_non_tm_descriptors"):
+            object.__setattr__(self, name, tuple(sorted({int(c) for c in getattr(self, name)})))
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (tuples as lists), in declaration order."""
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> SpecFusionConfig:
+        """The config of ``values`` (e.g. a checkpoint's ``hparams``); other keys are ignored.
+
+        Raises:
+            TypeError: If a value has the wrong type.
+        """
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+class SpecFusionEncoder(nn.Module):
+    """Everything of SpecFusionNet but the head: element tokens and the pooled compound vector.
+
+    Args:
+        config: The architecture (:class:`SpecFusionConfig`; ``head_hidden`` is not used here).
 
     Shapes:
         inputs as :meth:`SpecFusionNet.forward` → ``(tokens (B, E, H), pooled (B, H))``.
     """
 
-    def __init__(self, n_descriptors: int = 11, n_points: int = 200, all_element: bool = False,
-                 d_model: int = 128, kernel_sizes: Sequence[int] = (3, 7, 15),
-                 conv_channels: Sequence[int] = (32, 64), pooled_length: int = 16,
-                 element_hidden: int = 64, fusion_hidden: int = 256, n_heads: int = 4,
-                 n_attention_layers: int = 2, ffn_dim: int = 256, dropout: float = 0.1,
-                 use_tm_fusion: bool = True, use_non_tm: bool = True,
-                 masked_descriptors: Sequence[int] = (),
-                 masked_tm_descriptors: Sequence[int] = (),
-                 masked_non_tm_descriptors: Sequence[int] = ()) -> None:
+    def __init__(self, config: SpecFusionConfig | None = None) -> None:
         super().__init__()
-        self.all_element = bool(all_element)
-        self.spectrum_encoder = MultiScaleSpectrumEncoder(n_points, d_model, kernel_sizes,
-                                                          conv_channels, pooled_length)
-        self.element_encoder = ElementEncoder(n_descriptors, element_hidden, d_model,
-                                              masked_descriptors, use_non_tm,
-                                              masked_tm_descriptors, masked_non_tm_descriptors)
-        self.fusion = SpectrumElementFusion(d_model, fusion_hidden, use_tm_fusion)
-        self.blocks = nn.ModuleList(ElementAttentionBlock(d_model, n_heads, ffn_dim, dropout)
-                                    for _ in range(n_attention_layers))
-        self.norm = nn.LayerNorm(d_model)
+        c = config or SpecFusionConfig()
+        self.all_element = c.all_element
+        self.spectrum_encoder = MultiScaleSpectrumEncoder(c.n_points, c.d_model, c.kernel_sizes,
+                                                          c.conv_channels, c.pooled_length)
+        self.element_encoder = ElementEncoder(c.n_descriptors, c.element_hidden, c.d_model,
+                                              c.masked_descriptors, c.use_non_tm,
+                                              c.masked_tm_descriptors,
+                                              c.masked_non_tm_descriptors)
+        self.fusion = SpectrumElementFusion(c.d_model, c.fusion_hidden, c.use_tm_fusion)
+        self.blocks = nn.ModuleList(ElementAttentionBlock(c.d_model, c.n_heads, c.ffn_dim,
+                                                          c.dropout)
+                                    for _ in range(c.n_attention_layers))
+        self.norm = nn.LayerNorm(c.d_model)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -437,8 +497,16 @@ def _reset_head(head: nn.Sequential) -> None:
             layer.reset_parameters()
 
 
+def _config(config: SpecFusionConfig | None, architecture: Mapping[str, Any]
+            ) -> SpecFusionConfig:
+    """``config`` with ``architecture`` keyword overrides (either may be empty)."""
+    base = config or SpecFusionConfig()
+    return replace(base, **architecture) if architecture else base
+
+
 class _AblationMixin:
     encoder: SpecFusionEncoder
+    config: SpecFusionConfig
     _hparams: dict[str, Any]
 
     @property
@@ -471,36 +539,13 @@ class _AblationMixin:
                 encoder.set_masked_descriptors(columns, scope=scope)
                 self._hparams[f"masked_{scope}_descriptors"] = list(
                     getattr(encoder, f"masked_{scope}_descriptors"))
+        self.config = SpecFusionConfig.from_dict(self._hparams)
 
     def set_descriptor_normalization(self, mean: Sequence[float] | Tensor,
                                      std: Sequence[float] | Tensor) -> None:
         """Store descriptor standardisation statistics (see :class:`ElementEncoder`)."""
         self.encoder.element_encoder.set_descriptor_normalization(mean, std)
 
-
-def _encoder_hparams(n_descriptors: int, n_points: int, all_element: bool, d_model: int,
-                     kernel_sizes: Sequence[int], conv_channels: Sequence[int],
-                     pooled_length: int, element_hidden: int, fusion_hidden: int,
-                     n_heads: int, n_attention_layers: int, ffn_dim: int, head_hidden: int,
-                     dropout: float, use_tm_fusion: bool, use_non_tm: bool,
-                     masked_descriptors: Sequence[int],
-                     masked_tm_descriptors: Sequence[int] = (),
-                     masked_non_tm_descriptors: Sequence[int] = ()) -> dict:
-    """JSON-ready hyperparameters shared by the single- and multi-task networks."""
-    return {
-        "n_descriptors": int(n_descriptors), "n_points": int(n_points),
-        "all_element": bool(all_element), "d_model": int(d_model),
-        "kernel_sizes": [int(k) for k in kernel_sizes],
-        "conv_channels": [int(c) for c in conv_channels],
-        "pooled_length": int(pooled_length), "element_hidden": int(element_hidden),
-        "fusion_hidden": int(fusion_hidden), "n_heads": int(n_heads),
-        "n_attention_layers": int(n_attention_layers), "ffn_dim": int(ffn_dim),
-        "head_hidden": int(head_hidden), "dropout": float(dropout),
-        "use_tm_fusion": bool(use_tm_fusion), "use_non_tm": bool(use_non_tm),
-        "masked_descriptors": sorted({int(c) for c in masked_descriptors}),
-        "masked_tm_descriptors": sorted({int(c) for c in masked_tm_descriptors}),
-        "masked_non_tm_descriptors": sorted({int(c) for c in masked_non_tm_descriptors}),
-    }
 
 
 class SpecFusionNet(_AblationMixin, nn.Module):
@@ -510,12 +555,9 @@ class SpecFusionNet(_AblationMixin, nn.Module):
         n_outputs: ``C``: number of classes, or 1 for regression.
         element_level: Predict per element (oxidation state / CN of each TM) instead of per
             compound: the head is applied to every element token, no pooling.
-        head_hidden: Hidden width of the task head.
-        n_descriptors, n_points, all_element, d_model, kernel_sizes, conv_channels,
-            pooled_length, element_hidden, fusion_hidden, n_heads, n_attention_layers,
-            ffn_dim, dropout, use_tm_fusion, use_non_tm, masked_descriptors,
-            masked_tm_descriptors, masked_non_tm_descriptors: See
-            :class:`SpecFusionEncoder`.
+        config: The architecture (default :class:`SpecFusionConfig`).
+        **architecture: Fields of :class:`SpecFusionConfig` overriding ``config`` (so
+            ``SpecFusionNet(**model.hparams)`` rebuilds a model, as checkpoints do).
 
     Shapes:
         ``descriptors`` ``(B, E, D)`` float, ``element_mask`` ``(B, E)`` bool,
@@ -526,32 +568,16 @@ class SpecFusionNet(_AblationMixin, nn.Module):
     """
 
     def __init__(self, n_outputs: int = 1, element_level: bool = False,
-                 n_descriptors: int = 11, n_points: int = 200, all_element: bool = False,
-                 d_model: int = 128, kernel_sizes: Sequence[int] = (3, 7, 15),
-                 conv_channels: Sequence[int] = (32, 64), pooled_length: int = 16,
-                 element_hidden: int = 64, fusion_hidden: int = 256, n_heads: int = 4,
-                 n_attention_layers: int = 2, ffn_dim: int = 256, head_hidden: int = 64,
-                 dropout: float = 0.1, use_tm_fusion: bool = True, use_non_tm: bool = True,
-                 masked_descriptors: Sequence[int] = (),
-                 masked_tm_descriptors: Sequence[int] = (),
-                 masked_non_tm_descriptors: Sequence[int] = ()) -> None:
+                 config: SpecFusionConfig | None = None, **architecture: Any) -> None:
         super().__init__()
-        self._hparams = {
-            "n_outputs": int(n_outputs), "element_level": bool(element_level),
-            **_encoder_hparams(n_descriptors, n_points, all_element, d_model, kernel_sizes,
-                               conv_channels, pooled_length, element_hidden, fusion_hidden,
-                               n_heads, n_attention_layers, ffn_dim, head_hidden, dropout,
-                               use_tm_fusion, use_non_tm, masked_descriptors,
-                               masked_tm_descriptors, masked_non_tm_descriptors),
-        }
+        self.config = _config(config, architecture)
+        self._hparams = {"n_outputs": int(n_outputs), "element_level": bool(element_level),
+                         **self.config.as_dict()}
         self.n_outputs = int(n_outputs)
         self.element_level = bool(element_level)
-        self.encoder = SpecFusionEncoder(
-            n_descriptors, n_points, all_element, d_model, kernel_sizes, conv_channels,
-            pooled_length, element_hidden, fusion_hidden, n_heads, n_attention_layers, ffn_dim,
-            dropout, use_tm_fusion, use_non_tm, masked_descriptors, masked_tm_descriptors,
-            masked_non_tm_descriptors)
-        self.head = _head(d_model, head_hidden, self.n_outputs, dropout)
+        self.encoder = SpecFusionEncoder(self.config)
+        self.head = _head(self.config.d_model, self.config.head_hidden, self.n_outputs,
+                          self.config.dropout)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -574,50 +600,32 @@ class MultiTaskSpecFusionNet(_AblationMixin, nn.Module):
     Args:
         task_outputs: Task name → ``C`` (classes, or 1 for regression), in head order.
         element_level_tasks: Names of ``task_outputs`` predicted per element.
-        head_hidden: Hidden width of each head.
-        n_descriptors, n_points, all_element, d_model, kernel_sizes, conv_channels,
-            pooled_length, element_hidden, fusion_hidden, n_heads, n_attention_layers,
-            ffn_dim, dropout, use_tm_fusion, use_non_tm, masked_descriptors,
-            masked_tm_descriptors, masked_non_tm_descriptors: See
-            :class:`SpecFusionEncoder`.
+        config: The architecture (default :class:`SpecFusionConfig`).
+        **architecture: Fields of :class:`SpecFusionConfig` overriding ``config``.
 
     Shapes:
         Inputs as :class:`SpecFusionNet` → dict task name → ``(B, C)`` or ``(B, E, C)``.
     """
 
     def __init__(self, task_outputs: Mapping[str, int],
-                 element_level_tasks: Sequence[str] = (), n_descriptors: int = 11,
-                 n_points: int = 200, all_element: bool = False, d_model: int = 128,
-                 kernel_sizes: Sequence[int] = (3, 7, 15),
-                 conv_channels: Sequence[int] = (32, 64), pooled_length: int = 16,
-                 element_hidden: int = 64, fusion_hidden: int = 256, n_heads: int = 4,
-                 n_attention_layers: int = 2, ffn_dim: int = 256, head_hidden: int = 64,
-                 dropout: float = 0.1, use_tm_fusion: bool = True, use_non_tm: bool = True,
-                 masked_descriptors: Sequence[int] = (),
-                 masked_tm_descriptors: Sequence[int] = (),
-                 masked_non_tm_descriptors: Sequence[int] = ()) -> None:
+                 element_level_tasks: Sequence[str] = (),
+                 config: SpecFusionConfig | None = None, **architecture: Any) -> None:
         super().__init__()
         if not task_outputs:
             raise ValueError("task_outputs must name at least one task")
         unknown = set(element_level_tasks) - set(task_outputs)
         if unknown:
             raise ValueError(f"element_level_tasks not in task_outputs: {sorted(unknown)}")
+        self.config = _config(config, architecture)
         self._hparams = {
             "task_outputs": {str(k): int(v) for k, v in task_outputs.items()},
             "element_level_tasks": [str(t) for t in element_level_tasks],
-            **_encoder_hparams(n_descriptors, n_points, all_element, d_model, kernel_sizes,
-                               conv_channels, pooled_length, element_hidden, fusion_hidden,
-                               n_heads, n_attention_layers, ffn_dim, head_hidden, dropout,
-                               use_tm_fusion, use_non_tm, masked_descriptors,
-                               masked_tm_descriptors, masked_non_tm_descriptors),
+            **self.config.as_dict(),
         }
         self.element_level_tasks = frozenset(element_level_tasks)
-        self.encoder = SpecFusionEncoder(
-            n_descriptors, n_points, all_element, d_model, kernel_sizes, conv_channels,
-            pooled_length, element_hidden, fusion_hidden, n_heads, n_attention_layers, ffn_dim,
-            dropout, use_tm_fusion, use_non_tm, masked_descriptors, masked_tm_descriptors,
-            masked_non_tm_descriptors)
-        self.heads = nn.ModuleDict({name: _head(d_model, head_hidden, int(c), dropout)
+        self.encoder = SpecFusionEncoder(self.config)
+        self.heads = nn.ModuleDict({name: _head(self.config.d_model, self.config.head_hidden,
+                                                int(c), self.config.dropout)
                                     for name, c in task_outputs.items()})
         self.reset_parameters()
 

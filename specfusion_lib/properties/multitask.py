@@ -43,8 +43,8 @@ one task:
 * **Metrics** on each task's labelled test rows (accuracy / macro-F1 or MAE / RMSE / R²),
   next to the trivial baselines (training majority class / training mean of the same task).
 
-Checkpoints: :func:`~specfusion_lib.properties.train.save_checkpoint` /
-:func:`~specfusion_lib.properties.train.load` store and rebuild the model with this module's metadata
+Checkpoints: :func:`~specfusion_lib.training.checkpoints.save_checkpoint` /
+:func:`~specfusion_lib.training.checkpoints.load` store and rebuild the model with this module's metadata
 (:meth:`MultiTaskResult.save`). The metadata has a ``tasks`` entry instead of the single-task
 ``task`` entry, so do not name such files ``<task>-seed<N>.pt`` (the pattern
 :meth:`~specfusion_lib.properties.predict.Predictor.from_dir` loads); :func:`checkpoint_file` gives a
@@ -81,23 +81,25 @@ from specfusion_lib.properties.features import (
     task_data,
 )
 from specfusion_lib.properties.train import (
-    _full_metadata,
     _input_tensors,
     _loss,
-    _metrics_from_frame,
     _n_targets,
-    _profile_meta,
-    _resolve_device,
-    _resolve_split,
-    _snapshot_metadata,
     _test_frame,
-    baseline_metrics,
-    capped_rows,
     check_features_match,
     fit_descriptor_normalization,
-    save_checkpoint,
 )
-from specfusion_lib.training.loop import fit_epochs
+from specfusion_lib.training.checkpoints import (
+    checkpoint_file as _checkpoint_file,
+)
+from specfusion_lib.training.checkpoints import (
+    full_metadata,
+    profile_metadata,
+    save_checkpoint,
+    snapshot_metadata,
+)
+from specfusion_lib.training.loop import fit_epochs, resolve_device
+from specfusion_lib.training.metrics import baseline_metrics, metrics_from_table
+from specfusion_lib.training.splits import capped_rows, resolve_split
 
 __all__ = [
     "MultiTaskData",
@@ -393,7 +395,7 @@ def multitask_data(
     # rows in the order of ``features`` (task_data keeps that order)
     order = {m: i for i, m in enumerate(features.material_ids)}
     data = MultiTaskData.from_task_data(per_task, not_available=not_available,
-                                        snapshot=_snapshot_metadata(snapshot))
+                                        snapshot=snapshot_metadata(snapshot))
     data = data.subset(np.argsort([order[m] for m in data.features.material_ids],
                                   kind="stable"))
     if max_materials is not None and len(data) > max_materials:
@@ -461,15 +463,14 @@ class MultiTaskResult:
         return pd.DataFrame(rows)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model and metadata with :func:`~specfusion_lib.properties.train.save_checkpoint`."""
+        """Write the model and metadata with :func:`~specfusion_lib.training.checkpoints.save_checkpoint`."""
         self.checkpoint = save_checkpoint(path, self.model, self.metadata)
         return self.checkpoint
 
 
 def checkpoint_file(checkpoint_dir: str | os.PathLike[str], seed: int, tag: str = "") -> Path:
     """``<dir>/multitask[-<tag>]-s<seed>.pt``: a name Predictor.from_dir does not pick up."""
-    parts = ["multitask", tag, f"s{int(seed)}"]
-    return Path(checkpoint_dir) / ("-".join(p for p in parts if p) + ".pt")
+    return _checkpoint_file(checkpoint_dir, "multitask", tag, f"s{int(seed)}")
 
 
 def _weights(tasks: Sequence[str], task_weights: Mapping[str, float] | None) -> dict[str, float]:
@@ -574,7 +575,7 @@ def train_multitask(
         seed: Seed of the weights, dropout and batch order (and of the split unless
             ``split`` is given).
         split: ``(train, val, test)`` row indices into ``data`` (default:
-            :func:`~specfusion_lib.properties.train.split_indices` with ``seed``).
+            :func:`~specfusion_lib.training.splits.split_indices` with ``seed``).
         task_weights: Task → weight of its loss in the sum (default 1 for every task).
         model_kwargs: Extra :class:`~specfusion_lib.models.specfusionnet.
             MultiTaskSpecFusionNet` arguments (sizes, ablation switches); ``task_outputs``,
@@ -586,7 +587,7 @@ def train_multitask(
 
     Returns:
         A :class:`MultiTaskResult`; its metadata is complete for
-        :func:`~specfusion_lib.properties.train.save_checkpoint` (:meth:`MultiTaskResult.save`).
+        :func:`~specfusion_lib.training.checkpoints.save_checkpoint` (:meth:`MultiTaskResult.save`).
 
     Raises:
         ConfigurationError: Fewer than 3 materials, an empty training / validation part, a
@@ -596,10 +597,10 @@ def train_multitask(
         Seeds torch's global random number generator with ``seed``.
     """
     prof = get_profile(profile) if isinstance(profile, str) else profile
-    dev = _resolve_device(device, prof)
+    dev = resolve_device(device, prof)
     tasks = data.tasks
     weights = _weights(tasks, task_weights)
-    train_idx, val_idx, test_idx = _resolve_split(len(data), prof, seed, split)
+    train_idx, val_idx, test_idx = resolve_split(len(data), prof.split, seed, split)
     epochs = int(prof.max_epochs if max_epochs is None else max_epochs)
 
     torch.manual_seed(seed)
@@ -665,7 +666,7 @@ def train_multitask(
         view = TaskData(spec, features, y, tuple(data.class_names.get(task, ())))
         frames[task] = _test_frame(view, test_idx[keep], test_out[task][torch.as_tensor(keep)],
                                    targets.stats[task])
-        metrics[task] = _metrics_from_frame(spec.kind, frames[task])
+        metrics[task] = metrics_from_table(spec.kind, frames[task])
         baseline[task] = baseline_metrics(spec.kind, y[train_idx[mask[train_idx]]],
                                           y[test_idx[keep]])
     ids = features.material_ids
@@ -681,7 +682,7 @@ def train_multitask(
                       "class_names": list(data.class_names.get(t, ()))} for t in tasks},
         "task_weights": weights,
         "seed": int(seed),
-        "profile": _profile_meta(prof, epochs),
+        "profile": profile_metadata(prof, epochs),
         "split": split_ids,
         "training_elements": sorted({el for i in train_idx for el in features.elements[i]}),
         "normalization": {
@@ -709,7 +710,7 @@ def train_multitask(
         tasks=tasks, seed=int(seed), metrics=metrics, baseline=baseline, history=history,
         best_epoch=best_epoch, epochs_run=len(history), split=split_ids,
         class_names={t: tuple(data.class_names.get(t, ())) for t in tasks},
-        predictions=frames, model=model, metadata=_full_metadata(model, metadata),
+        predictions=frames, model=model, metadata=full_metadata(model, metadata),
         task_weights=weights, train_seconds=loop.train_seconds,
         samples_per_second=samples_per_second,
     )
@@ -730,7 +731,7 @@ def predict_multitask(model: MultiTaskSpecFusionNet, features: FeatureSet,
         features: Inputs (:func:`~specfusion_lib.properties.features.build_features` or
             :func:`~specfusion_lib.properties.features.features_for_compound`).
         metadata: The run's metadata (:attr:`MultiTaskResult.metadata` or from
-            :func:`~specfusion_lib.properties.train.load`); without it the raw outputs are returned.
+            :func:`~specfusion_lib.training.checkpoints.load`); without it the raw outputs are returned.
         batch_size: Materials per forward pass.
 
     Returns:

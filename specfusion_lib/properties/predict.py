@@ -52,7 +52,8 @@ from specfusion_lib.core.errors import (
     WrongElementError,
 )
 from specfusion_lib.properties.features import features_for_compound
-from specfusion_lib.properties.train import load, predict
+from specfusion_lib.properties.train import predict
+from specfusion_lib.training.checkpoints import load
 from specfusion_lib.spectra.xanes import ProcessedXANES, XANESSpectrum, check_edge
 from specfusion_lib.spectra.xanes_readers import read_xanes
 

@@ -1,9 +1,14 @@
-"""Training protocol of SI §S1.1, metrics, baselines and checkpoints.
+"""SpecFusionNet trained per task and seed with the protocol of SI §S1.1.
+
+The loop, early stopping, splits, metrics and checkpoints are the shared training core
+(:mod:`specfusion_lib.training`); this module adds what is particular to SpecFusionNet: its
+inputs, target standardisation, losses, metadata and predictions.
 
 Protocol (one model per task and seed, as in the paper):
 
 * **Split**: the labelled materials are split 70 / 15 / 15 % into train / validation / test
-  with a seeded permutation (:func:`split_indices`; the split seed defaults to the training
+  with a seeded permutation (:func:`~specfusion_lib.training.splits.split_indices`; the split
+  seed defaults to the training
   seed, so each of the five seeds also sees a different split). The material ids of each part
   are stored in the run's metadata and checkpoint. The split is by *material*: element-level
   tasks never have elements of one compound in two parts. The profile's ``max_materials``
@@ -27,14 +32,9 @@ the training materials) is stored in the model's buffers and in the metadata. Sp
 z-scored per spectrum by :func:`~specfusion_lib.spectra.xanes.preprocess_xanes` and need no
 fitted statistics.
 
-Checkpoints (:func:`save_checkpoint`, :func:`load`): one ``.pt`` file holding the model
-class, its constructor arguments, the weights, a SHA-256 of the weights and the metadata
-(snapshot id and file checksums, task, seed, split ids, normalisation statistics, class
-names, metrics, library and torch versions, model hyper-parameters), plus a human-readable
-``.json`` copy of the metadata next to it. Both are written atomically (temporary file, then
-rename). :func:`load` reads the ``.pt`` with ``torch.load(weights_only=True)`` (no pickled
-code is executed) and raises :class:`~specfusion_lib.core.errors.InputFileError` naming the file
-for a missing, truncated or inconsistent checkpoint.
+Checkpoints: :mod:`specfusion_lib.training.checkpoints` (one ``.pt`` with weights and
+metadata: snapshot id and file checksums, task, seed, split ids, normalisation statistics,
+class names, metrics, versions, hyper-parameters; a ``.json`` copy beside it).
 
 Resuming: with ``checkpoint_dir``, a finished (task, seed) whose checkpoint matches the
 snapshot, profile and hyper-parameters is loaded instead of retrained, so an interrupted
@@ -44,8 +44,6 @@ multi-seed run resumes without redoing finished seeds.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -56,13 +54,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_score
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-from specfusion_lib import __version__
-from specfusion_lib.core.atomic import atomic_write, atomic_write_text
-from specfusion_lib.core.errors import ConfigurationError, InputFileError
+from specfusion_lib.core.errors import ConfigurationError
 from specfusion_lib.core.profiles import Profile, get_profile
 from specfusion_lib.models.specfusionnet import MultiTaskSpecFusionNet, SpecFusionNet
 from specfusion_lib.properties.features import (
@@ -73,141 +68,36 @@ from specfusion_lib.properties.features import (
     require_task,
     task_data,
 )
-from specfusion_lib.training.loop import fit_epochs
+from specfusion_lib.training.checkpoints import (
+    checkpoint_file,
+    full_metadata,
+    load_matching_checkpoint,
+    profile_metadata,
+    save_checkpoint,
+    snapshot_metadata,
+)
+from specfusion_lib.training.loop import fit_epochs, resolve_device
+from specfusion_lib.training.metrics import (
+    baseline_metrics,
+    metrics_from_table,
+    prediction_table,
+)
+from specfusion_lib.training.splits import capped_rows, resolve_split, split_indices
 
 __all__ = [
-    "CHECKPOINT_FORMAT",
-    "MODEL_REGISTRY",
     "SeedSummary",
     "TrainResult",
-    "baseline_metrics",
-    "capped_rows",
     "check_features_match",
-    "classification_metrics",
     "fit_descriptor_normalization",
-    "load",
-    "load_matching_checkpoint",
-    "metadata_path",
     "predict",
-    "register_model",
-    "regression_metrics",
-    "save_checkpoint",
-    "split_indices",
     "train_model",
     "train_task",
     "train_task_seeds",
 ]
 
-#: Identifier stored in every checkpoint; :func:`load` refuses other files.
-CHECKPOINT_FORMAT = "specfusion-checkpoint"
-_CHECKPOINT_VERSION = 1
-_SUBSET_SEED = 0  # seed of the max_materials subset (the same for every training seed)
-
-#: Model classes :func:`load` can rebuild, by class name. Each takes its ``hparams`` as
-#: keyword arguments.
-MODEL_REGISTRY: dict[str, type[nn.Module]] = {
-    "SpecFusionNet": SpecFusionNet,
-    "MultiTaskSpecFusionNet": MultiTaskSpecFusionNet,
-}
-
-
-def register_model(cls: type[nn.Module]) -> type[nn.Module]:
-    """Make a model class loadable by :func:`load` (usable as a class decorator).
-
-    The class must expose its constructor arguments as a JSON-serialisable ``hparams``
-    property.
-    """
-    MODEL_REGISTRY[cls.__name__] = cls
-    return cls
-
-
 # --------------------------------------------------------------------------------------------
 # Split and metrics
 # --------------------------------------------------------------------------------------------
-
-
-def split_indices(n: int, fractions: Sequence[float] = (0.70, 0.15, 0.15),
-                  seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Seeded random split of ``range(n)`` into train / validation / test indices.
-
-    Validation and test get ``round(fraction · n)`` samples each, at least one; the rest is
-    training. Each part is returned sorted.
-
-    Args:
-        n: Number of samples (at least 3).
-        fractions: Train, validation and test fractions (summing to 1).
-        seed: Seed of the permutation (``numpy.random.default_rng``).
-
-    Returns:
-        ``(train, val, test)`` index arrays.
-
-    Raises:
-        ConfigurationError: For fewer than 3 samples or invalid fractions.
-    """
-    if len(fractions) != 3 or any(f < 0 for f in fractions) or not math.isclose(
-            sum(fractions), 1.0, abs_tol=1e-6):
-        raise ConfigurationError(f"split fractions must be three non-negative numbers summing "
-                                 f"to 1, got {tuple(fractions)}")
-    if n < 3:
-        raise ConfigurationError(f"too few labelled materials ({n}) for a train/validation/"
-                                 "test split; at least 3 are needed")
-    n_val = max(1, int(round(fractions[1] * n)))
-    n_test = max(1, int(round(fractions[2] * n)))
-    if n - n_val - n_test < 1:
-        n_val, n_test = 1, 1
-    perm = np.random.default_rng(seed).permutation(n)
-    test = np.sort(perm[:n_test])
-    val = np.sort(perm[n_test:n_test + n_val])
-    train = np.sort(perm[n_test + n_val:])
-    return train, val, test
-
-
-def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """Accuracy and macro-F1 (over the classes present in ``y_true`` or ``y_pred``)."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    if y_true.size == 0:
-        return {"accuracy": math.nan, "f1_macro": math.nan, "n_test": 0}
-    return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "f1_macro": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
-        "n_test": int(y_true.size),
-    }
-
-
-def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """MAE, RMSE and R² (R² is NaN with fewer than two test samples or constant targets)."""
-    y_true = np.asarray(y_true, dtype=float)
-    y_pred = np.asarray(y_pred, dtype=float)
-    if y_true.size == 0:
-        return {"mae": math.nan, "rmse": math.nan, "r2": math.nan, "n_test": 0}
-    r2 = (float(r2_score(y_true, y_pred))
-          if y_true.size >= 2 and np.ptp(y_true) > 0 else math.nan)
-    return {
-        "mae": float(mean_absolute_error(y_true, y_pred)),
-        "rmse": float(np.sqrt(np.mean((y_true - y_pred) ** 2))),
-        "r2": r2,
-        "n_test": int(y_true.size),
-    }
-
-
-def baseline_metrics(kind: str, y_train: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
-    """Metrics of the trivial predictor on the test part.
-
-    Classification: always the majority class of the training part (ties: lowest index).
-    Regression: always the training mean.
-
-    Args:
-        kind: ``"classification"`` or ``"regression"``.
-        y_train: Training labels (flattened; :data:`IGNORE_INDEX` entries are dropped).
-        y_test: Test labels (same convention).
-    """
-    y_train, y_test = np.asarray(y_train).ravel(), np.asarray(y_test).ravel()
-    if kind == "classification":
-        y_train = y_train[y_train != IGNORE_INDEX]
-        y_test = y_test[y_test != IGNORE_INDEX]
-        majority = int(np.bincount(y_train.astype(np.int64)).argmax())
-        return classification_metrics(y_test, np.full_like(y_test, majority))
-    return regression_metrics(y_test, np.full(y_test.shape, float(np.mean(y_train))))
 
 
 # --------------------------------------------------------------------------------------------
@@ -325,141 +215,6 @@ def predict(model: nn.Module, features: FeatureSet, metadata: Mapping[str, Any] 
 # --------------------------------------------------------------------------------------------
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer, int)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        value = float(obj)
-        return value if math.isfinite(value) else None
-    if isinstance(obj, Path):
-        return str(obj)
-    if obj is None or isinstance(obj, str):
-        return obj
-    raise ConfigurationError(f"metadata value of type {type(obj).__name__} is not "
-                             f"JSON-serialisable: {obj!r}")
-
-
-def _state_sha256(state: Mapping[str, torch.Tensor]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(state):
-        tensor = state[name].detach().cpu().contiguous().reshape(-1)
-        digest.update(name.encode())
-        digest.update(str(tensor.dtype).encode())
-        digest.update(str(tuple(state[name].shape)).encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def metadata_path(path: str | os.PathLike[str]) -> Path:
-    """The ``.json`` metadata file written next to checkpoint ``path``."""
-    return Path(path).with_suffix(".json")
-
-
-def _full_metadata(model: nn.Module, metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """``metadata`` plus versions, model class and hyper-parameters, JSON-normalised."""
-    return _jsonable({**metadata, "library_version": __version__,
-                      "torch_version": torch.__version__, "model_class": type(model).__name__,
-                      "hparams": getattr(model, "hparams", {})})
-
-
-def save_checkpoint(path: str | os.PathLike[str], model: nn.Module,
-                    metadata: Mapping[str, Any]) -> Path:
-    """Write a checkpoint (``.pt``) and its metadata (``.json``) atomically.
-
-    Args:
-        path: Checkpoint file (conventionally ``*.pt``).
-        model: A model of :data:`MODEL_REGISTRY` (anything with an ``hparams`` property).
-        metadata: JSON-serialisable run metadata (numpy values are converted; NaN → null).
-            ``library_version``, ``torch_version``, ``model_class`` and ``hparams`` are
-            added.
-
-    Returns:
-        The checkpoint path.
-
-    Raises:
-        ConfigurationError: If the model class is not registered or metadata is not
-            serialisable.
-    """
-    cls = type(model).__name__
-    if cls not in MODEL_REGISTRY or not hasattr(model, "hparams"):
-        raise ConfigurationError(f"cannot checkpoint a {cls}: register it with register_model "
-                                 "and give it an `hparams` property")
-    meta = _full_metadata(model, metadata)
-    hparams = meta["hparams"]
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "format_version": _CHECKPOINT_VERSION,
-        "model_class": cls,
-        "hparams_json": json.dumps(hparams),
-        "metadata_json": json.dumps(meta),
-        "state_sha256": _state_sha256(state),
-        "state_dict": state,
-    }
-    target = Path(path)
-    atomic_write(target, lambda handle: torch.save(payload, handle))
-    text = json.dumps(meta, indent=2) + "\n"
-    atomic_write_text(metadata_path(target), text)
-    return target
-
-
-def load(path: str | os.PathLike[str], *,
-         map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Load a checkpoint written by :func:`save_checkpoint`.
-
-    Args:
-        path: The ``.pt`` file.
-        map_location: Device for the weights (``"cpu"``, ``"cuda"``, ...).
-
-    Returns:
-        ``(model, metadata)``; the model is in eval mode on ``map_location``.
-
-    Raises:
-        InputFileError: If the file is missing, not a specfusion checkpoint, truncated or
-            corrupted (weights checksum mismatch), or its weights do not fit its model.
-    """
-    target = Path(path)
-    if not target.is_file():
-        raise InputFileError(f"{target}: no such checkpoint file")
-    try:
-        payload = torch.load(target, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises various types for truncated or foreign files
-        raise InputFileError(f"{target}: not a readable checkpoint "
-                             f"({type(exc).__name__}: {exc})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise InputFileError(f"{target}: not a specfusion checkpoint")
-    if payload.get("format_version") != _CHECKPOINT_VERSION:
-        raise InputFileError(f"{target}: unsupported checkpoint format version "
-                             f"{payload.get('format_version')!r}")
-    try:
-        cls = MODEL_REGISTRY[payload["model_class"]]
-        hparams = json.loads(payload["hparams_json"])
-        metadata = json.loads(payload["metadata_json"])
-        state = payload["state_dict"]
-    except KeyError as exc:
-        raise InputFileError(f"{target}: checkpoint lacks {exc.args[0]!r} (or its model class "
-                             "is not registered)") from None
-    except json.JSONDecodeError as exc:
-        raise InputFileError(f"{target}: corrupted checkpoint metadata ({exc})") from None
-    if _state_sha256(state) != payload.get("state_sha256"):
-        raise InputFileError(f"{target}: weights do not match their SHA-256 (corrupted file)")
-    try:
-        model = cls(**hparams)
-        model.load_state_dict(state, strict=True)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise InputFileError(f"{target}: weights do not fit a {cls.__name__}({hparams}) "
-                             f"({exc})") from exc
-    return model.to(map_location).eval(), metadata
-
-
 # --------------------------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------------------------
@@ -511,20 +266,6 @@ class TrainResult:
     resumed: bool = False
 
 
-def _profile_meta(prof: Profile, max_epochs: int) -> dict[str, Any]:
-    return {"name": prof.name, "max_epochs": int(max_epochs), "patience": prof.patience,
-            "learning_rate": prof.learning_rate, "batch_size": prof.batch_size,
-            "split": list(prof.split), "max_materials": prof.max_materials}
-
-
-def _resolve_device(device: str | torch.device | None, profile: Profile) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    if profile.name == "paper" and torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
 def _loss(kind: str, level: str, out: torch.Tensor, y: torch.Tensor,
           reduction: str = "mean") -> torch.Tensor:
     if kind == "regression":
@@ -541,45 +282,23 @@ def _n_targets(level: str, y: torch.Tensor) -> int:
 
 def _test_frame(data: TaskData, idx: np.ndarray, out: torch.Tensor,
                 target_stats: Mapping[str, float] | None) -> pd.DataFrame:
+    """The :func:`~specfusion_lib.training.metrics.prediction_table` of test rows ``idx``."""
     ids = [data.features.material_ids[i] for i in idx]
     spec = data.spec
     if spec.kind == "regression":
         pred = out[:, 0].numpy() * target_stats["std"] + target_stats["mean"]  # type: ignore[index]
-        return pd.DataFrame({"material_id": ids, "y_true": data.y[idx].astype(float),
-                             "y_pred": pred.astype(float)})
-    names = np.asarray(data.class_names, dtype=object)
+        return prediction_table(ids, data.y[idx].astype(float), pred.astype(float))
     if spec.level == "element":
         labels = data.y[idx]
         pred = out.argmax(dim=-1).numpy()
-        rows = [(ids[r], data.features.elements[i][j], names[labels[r, j]], names[pred[r, j]])
-                for r, i in enumerate(idx) for j in range(labels.shape[1])
-                if labels[r, j] != IGNORE_INDEX]
-        return pd.DataFrame(rows, columns=["material_id", "element", "y_true", "y_pred"])
-    pred = out.argmax(dim=-1).numpy()
-    return pd.DataFrame({"material_id": ids, "y_true": names[data.y[idx]],
-                         "y_pred": names[pred]})
-
-
-def _metrics_from_frame(kind: str, frame: pd.DataFrame) -> dict[str, float]:
-    if kind == "regression":
-        return regression_metrics(frame["y_true"].to_numpy(), frame["y_pred"].to_numpy())
-    return classification_metrics(frame["y_true"].to_numpy(dtype=str),
-                                  frame["y_pred"].to_numpy(dtype=str))
-
-
-def _resolve_split(n: int, prof: Profile, seed: int,
-                   split: Sequence[Sequence[int]] | None) -> tuple[np.ndarray, ...]:
-    """``(train, val, test)`` row indices: ``split`` as given, else :func:`split_indices`.
-
-    Raises:
-        ConfigurationError: If the training or validation part is empty.
-    """
-    if split is None:
-        split = split_indices(n, prof.split, seed)
-    train_idx, val_idx, test_idx = (np.asarray(s, dtype=np.int64) for s in split)
-    if len(train_idx) == 0 or len(val_idx) == 0:
-        raise ConfigurationError("the training and validation parts must not be empty")
-    return train_idx, val_idx, test_idx
+        cells = [(r, j) for r in range(len(idx)) for j in range(labels.shape[1])
+                 if labels[r, j] != IGNORE_INDEX]
+        return prediction_table(
+            [ids[r] for r, _ in cells], [labels[r, j] for r, j in cells],
+            [pred[r, j] for r, j in cells], class_names=data.class_names,
+            columns={"element": [data.features.elements[idx[r]][j] for r, j in cells]})
+    return prediction_table(ids, data.y[idx], out.argmax(dim=-1).numpy(),
+                            class_names=data.class_names)
 
 
 def train_model(
@@ -624,8 +343,8 @@ def train_model(
     """
     prof = get_profile(profile) if isinstance(profile, str) else profile
     spec = data.spec
-    dev = _resolve_device(device, prof)
-    train_idx, val_idx, test_idx = _resolve_split(len(data), prof, seed, split)
+    dev = resolve_device(device, prof)
+    train_idx, val_idx, test_idx = resolve_split(len(data), prof.split, seed, split)
     epochs = int(prof.max_epochs if max_epochs is None else max_epochs)
 
     torch.manual_seed(seed)
@@ -678,7 +397,7 @@ def train_model(
 
     test_out = _raw_outputs(model, inputs, test_idx, 256)
     frame = _test_frame(data, test_idx, test_out, target_stats)
-    metrics = _metrics_from_frame(spec.kind, frame)
+    metrics = metrics_from_table(spec.kind, frame)
     baseline = baseline_metrics(spec.kind, data.y[train_idx], data.y[test_idx])
     ids = data.features.material_ids
     split_ids = {name: [ids[i] for i in part]
@@ -689,7 +408,7 @@ def train_model(
         "task": {"name": spec.name, "kind": spec.kind, "level": spec.level,
                  "unit": spec.unit, "class_names": list(data.class_names)},
         "seed": int(seed),
-        "profile": _profile_meta(prof, epochs),
+        "profile": profile_metadata(prof, epochs),
         "split": split_ids,
         "training_elements": sorted({el for i in train_idx
                                      for el in data.features.elements[i]}),
@@ -720,66 +439,12 @@ def train_model(
     )
 
 
-def _snapshot_metadata(snapshot: Any) -> dict[str, Any]:
-    manifest = getattr(snapshot, "manifest", {}) or {}
-    return {
-        "id": getattr(snapshot, "snapshot_id", None),
-        "source": manifest.get("source"),
-        "path": str(getattr(snapshot, "path", "")),
-        "files": {name: entry.get("sha256")
-                  for name, entry in (manifest.get("files") or {}).items()},
-    }
-
-
-def _checkpoint_file(checkpoint_dir: str | os.PathLike[str], task: str, seed: int,
-                     all_element: bool, tag: str) -> Path:
-    parts = [task, "all-element" if all_element else "", tag, f"seed{seed}"]
-    return Path(checkpoint_dir) / ("-".join(p for p in parts if p) + ".pt")
-
-
-def load_matching_checkpoint(path: str | os.PathLike[str], snapshot: Any,
-                             expected: Mapping[str, Any],
-                             hparams: Mapping[str, Any] | None = None
-                             ) -> tuple[nn.Module, dict[str, Any]] | None:
-    """Load a finished checkpoint only when it is the run that would be trained now.
-
-    The resume rule of every trainer: same snapshot (id), and every ``expected`` metadata
-    entry equal to the stored one after JSON conversion (seed, profile, split, ...); with
-    ``hparams``, those hyper-parameters (a subset of the stored ones) must match too.
-
-    Args:
-        path: Checkpoint file.
-        snapshot: The snapshot of the run (its ``snapshot_id`` is compared).
-        expected: Metadata key -> value that must be stored.
-        hparams: Hyper-parameters that must be stored with these values.
-
-    Returns:
-        ``(model, metadata)``, or ``None`` when the file is missing, unreadable or differs
-        (the caller then trains afresh).
-    """
-    target = Path(path)
-    if not target.is_file():
-        return None
-    try:
-        model, meta = load(target)
-    except InputFileError:
-        return None
-    if meta.get("snapshot", {}).get("id") != getattr(snapshot, "snapshot_id", None):
-        return None
-    if any(meta.get(k) != _jsonable(v) for k, v in expected.items()):
-        return None
-    stored = meta.get("hparams") or {}
-    if hparams is not None and any(stored.get(k) != v for k, v in _jsonable(hparams).items()):
-        return None
-    return model, meta
-
-
 def _maybe_resume(path: Path, snapshot: Any, data: TaskData, prof: Profile, seed: int,
                   split_seed: int, hparams_wanted: Mapping[str, Any],
                   max_epochs: int) -> TrainResult | None:
     found = load_matching_checkpoint(
         path, snapshot,
-        {"seed": seed, "split_seed": split_seed, "profile": _profile_meta(prof, max_epochs)},
+        {"seed": seed, "split_seed": split_seed, "profile": profile_metadata(prof, max_epochs)},
         {**hparams_wanted, "all_element": data.features.all_element})
     if found is None or found[1]["task"]["name"] != data.spec.name:
         return None
@@ -796,28 +461,6 @@ def _maybe_resume(path: Path, snapshot: Any, data: TaskData, prof: Profile, seed
         best_epoch=meta["best_epoch"], epochs_run=meta["epochs_run"], split=meta["split"],
         class_names=tuple(meta["task"]["class_names"]), predictions=frame, model=model,
         metadata=meta, checkpoint=path, resumed=True)
-
-
-def capped_rows(material_ids: Sequence[str], cap: int, keep_ids: Sequence[str] = ()
-                ) -> np.ndarray:
-    """Rows of the seeded subset of ``cap`` materials that a profile's material cap keeps.
-
-    The one subset rule of every trainer (``max_materials``, ``max_pxrd_materials``): the ids
-    of ``keep_ids`` present come first (all of them, even beyond ``cap``); the remaining places
-    are drawn without replacement from the other rows with seed :data:`_SUBSET_SEED`, the same
-    for every training seed, so the same snapshot and cap always give the same subset.
-
-    Returns:
-        Sorted row indices, shape ``(min(cap, n) or more,)``.
-    """
-    wanted = set(map(str, keep_ids))
-    must = np.array([i for i, m in enumerate(material_ids) if str(m) in wanted], dtype=np.int64)
-    rest = np.array([i for i, m in enumerate(material_ids) if str(m) not in wanted],
-                    dtype=np.int64)
-    n_draw = max(0, min(int(cap) - len(must), len(rest)))
-    drawn = np.random.default_rng(_SUBSET_SEED).choice(rest, n_draw, replace=False) \
-        if n_draw else np.zeros(0, dtype=np.int64)
-    return np.sort(np.concatenate([must, drawn]).astype(np.int64))
 
 
 def _prepare(snapshot: Any, task: str, prof: Profile, features: FeatureSet | None,
@@ -886,7 +529,8 @@ def train_task(
     data = _prepare(snapshot, task, prof, features, all_element)
     epochs = int(prof.max_epochs if max_epochs is None else max_epochs)
     path = (None if checkpoint_dir is None
-            else _checkpoint_file(checkpoint_dir, task, seed, all_element, tag))
+            else checkpoint_file(checkpoint_dir, task, "all-element" if all_element else "", tag,
+                            f"seed{seed}"))
     split_seed = seed if split_seed is None else int(split_seed)
     if path is not None and resume:
         done = _maybe_resume(path, snapshot, data, prof, seed, split_seed,
@@ -896,10 +540,10 @@ def train_task(
     split = split_indices(len(data), prof.split, split_seed)
     result = train_model(data, prof, seed, split=split, model_kwargs=model_kwargs,
                          device=device, max_epochs=epochs, progress=progress)
-    result.metadata["snapshot"] = _snapshot_metadata(snapshot)
+    result.metadata["snapshot"] = snapshot_metadata(snapshot)
     result.metadata["split_seed"] = split_seed
     result.metadata["samples_per_second"] = result.samples_per_second
-    result.metadata = _full_metadata(result.model, result.metadata)
+    result.metadata = full_metadata(result.model, result.metadata)
     if path is not None:
         save_checkpoint(path, result.model, result.metadata)
         result.checkpoint = path

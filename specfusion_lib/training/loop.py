@@ -1,28 +1,61 @@
-"""Early stopping on the validation loss, shared by every trainer of the package.
+"""The one epoch loop of every trainer, with early stopping (SI §S1.1).
 
-SI §S1.1: training stops once the validation loss has not improved for ``patience``
-consecutive epochs (or at the epoch cap), and the weights of the best validation epoch are
-restored. :class:`EarlyStopping` keeps that bookkeeping in one place for
-:func:`specfusion_lib.properties.train.train_model`, :func:`specfusion_lib.properties.multitask.train_multitask`
-and :func:`specfusion_lib.crystal_system.training.fit_classifier`; :func:`fit_epochs` is the epoch loop
-of the two SpecFusionNet trainers (seeded mini-batch order, timing, history, early stopping).
+:func:`fit_epochs` trains with seeded, shuffled mini-batches and stops once the validation
+loss has not improved for ``patience`` consecutive epochs (or at the epoch cap); the weights of
+the best validation epoch are restored (:class:`EarlyStopping`). It is the loop of every
+trainer of the package: the single-task and multi-task SpecFusionNet trainers
+(:mod:`specfusion_lib.properties.train`, :mod:`specfusion_lib.properties.multitask`) call it
+directly; the PXRD-only and fused crystal-system trainers
+(:mod:`specfusion_lib.crystal_system.training`, :mod:`specfusion_lib.crystal_system.fusion`)
+call it through :func:`fit_classifier` (Adam, cross-entropy, inputs re-rendered every epoch).
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
+from torch.nn import functional as F  # noqa: N812
 from tqdm.auto import tqdm
 
-__all__ = ["EarlyStopping", "EpochLoop", "fit_epochs"]
+from specfusion_lib.core.profiles import Profile
+
+__all__ = ["EarlyStopping", "EpochLoop", "batched_logits", "cpu_threads", "fit_classifier",
+           "fit_epochs", "resolve_device"]
+
+logger = logging.getLogger(__name__)
+
+_EVAL_BATCH = 256
+
+
+def resolve_device(device: str | torch.device | None, profile: Profile) -> torch.device:
+    """``device`` if given, else CUDA for the ``paper`` profile when present, else the CPU."""
+    if device is not None:
+        return torch.device(device)
+    if profile.name == "paper" and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+@contextmanager
+def cpu_threads(n: int | None) -> Iterator[None]:
+    """Temporarily set torch's intra-op thread count (``None``: leave it); restored on exit."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class EarlyStopping:
@@ -103,6 +136,7 @@ def fit_epochs(
     device: torch.device,
     train_batch: Callable[[torch.Tensor], Mapping[str, tuple[float, int]] | None],
     validate: Callable[[dict[str, float]], dict[str, float]],
+    before_epoch: Callable[[int], None] | None = None,
     desc: str = "",
     progress: bool = False,
 ) -> EpochLoop:
@@ -115,7 +149,9 @@ def fit_epochs(
     (or ``None`` for a batch without targets); the loop averages them over the epoch,
     weighted by the counts (names without a target this epoch are absent). ``validate``
     receives these epoch means and returns the history entry, which must contain
-    ``val_loss`` (the early-stopping criterion, :class:`EarlyStopping`).
+    ``val_loss`` (the early-stopping criterion, :class:`EarlyStopping`). ``before_epoch``, if
+    given, runs at the start of each epoch, outside the timed training pass (e.g. to render
+    newly augmented inputs).
 
     Args:
         model: The network (its best weights are loaded back at the end, in eval mode).
@@ -127,6 +163,7 @@ def fit_epochs(
         device: Device the row indices are moved to.
         train_batch: ``rows`` (LongTensor ``(b,)`` on ``device``) → per-loss ``(value, n)``.
         validate: Epoch's mean training losses → history entry (with ``val_loss``).
+        before_epoch: Called with the epoch (1-based) before its training pass.
         desc: Progress-bar label.
         progress: Show a progress bar over epochs.
 
@@ -139,6 +176,8 @@ def fit_epochs(
     loop = EpochLoop()
     bar = tqdm(range(1, int(max_epochs) + 1), desc=desc, disable=not progress, leave=False)
     for epoch in bar:
+        if before_epoch is not None:
+            before_epoch(epoch)
         model.train()
         t0 = time.perf_counter()
         order = train_t[torch.randperm(len(train_t), generator=generator)].to(device)
@@ -162,4 +201,88 @@ def fit_epochs(
     bar.close()
     stopper.restore(model)
     loop.best_epoch = stopper.best_epoch
+    logger.info("%s: %d epochs, best epoch %d (val_loss %.4g), %.1f samples/s", desc or "fit",
+                len(loop.history), loop.best_epoch, stopper.best_loss, loop.samples_per_second)
     return loop
+
+
+@torch.no_grad()
+def batched_logits(model: nn.Module, inputs: Sequence[Tensor], device: torch.device,
+                   batch_size: int = _EVAL_BATCH) -> Tensor:
+    """Eval-mode outputs of ``model`` on ``inputs`` (each ``(N, ...)``), in batches, on the CPU.
+
+    Returns:
+        ``(N, C)`` float tensor (empty for ``N = 0``).
+    """
+    model.eval()
+    n = inputs[0].shape[0]
+    outs = [model(*(t[s:s + batch_size].to(device) for t in inputs)).float().cpu()
+            for s in range(0, n, batch_size)]
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+def fit_classifier(
+    model: nn.Module,
+    train_inputs: Callable[[int], Sequence[Tensor]],
+    y_train: Tensor,
+    val_inputs: Sequence[Tensor],
+    y_val: Tensor,
+    profile: Profile,
+    seed: int,
+    *,
+    max_epochs: int | None = None,
+    device: torch.device | None = None,
+    threads: int | None = None,
+    progress: bool = False,
+    desc: str = "train",
+) -> EpochLoop:
+    """Train a classifier with Adam, cross-entropy and :func:`fit_epochs`.
+
+    Args:
+        model: Takes the tensors of ``train_inputs(epoch)`` (each ``(N_train, ...)``) and
+            returns logits ``(N, C)``.
+        train_inputs: Epoch (1-based) → the training inputs of that epoch (new augmentation
+            every epoch); rendering is not counted in the training time.
+        y_train: ``(N_train,)`` class indices.
+        val_inputs: Fixed validation inputs.
+        y_val: ``(N_val,)`` class indices.
+        profile: Learning rate, batch size, epoch cap and patience.
+        seed: Seed of the batch order.
+        max_epochs: Override the profile's epoch cap.
+        device: Torch device (default CPU).
+        threads: Torch intra-op threads while training on the CPU (``None``: leave as is).
+        progress: Show a progress bar.
+        desc: Progress bar label.
+
+    Returns:
+        An :class:`EpochLoop` whose history has ``train_loss``, ``val_loss`` and
+        ``val_accuracy``; ``model`` holds the best validation epoch's weights, eval mode.
+    """
+    dev = device or torch.device("cpu")
+    model.to(dev)
+    epochs = int(profile.max_epochs if max_epochs is None else max_epochs)
+    optimizer = torch.optim.Adam(model.parameters(), lr=profile.learning_rate)
+    y = y_train.to(dev)
+    current: list[Tensor] = []
+
+    def render(epoch: int) -> None:
+        current[:] = [t.to(dev) for t in train_inputs(epoch)]
+
+    def train_batch(b: Tensor) -> dict[str, tuple[float, int]]:
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(*(t[b] for t in current)), y[b])
+        loss.backward()
+        optimizer.step()
+        return {"train_loss": (float(loss.detach()), len(b))}
+
+    def validate(train: dict[str, float]) -> dict[str, float]:
+        val_out = batched_logits(model, val_inputs, dev)
+        return {"train_loss": train.get("train_loss", math.nan),
+                "val_loss": float(F.cross_entropy(val_out, y_val)),
+                "val_accuracy": float((val_out.argmax(1) == y_val).float().mean())}
+
+    with cpu_threads(threads if dev.type == "cpu" else None):
+        return fit_epochs(model, np.arange(len(y_train)), max_epochs=epochs,
+                          batch_size=int(profile.batch_size), patience=profile.patience,
+                          seed=seed, device=dev, train_batch=train_batch, validate=validate,
+                          before_epoch=render, desc=desc, progress=progress)
