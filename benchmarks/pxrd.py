@@ -16,9 +16,10 @@ library's :data:`specfusion_lib.crystal_system.training.CPU_THREADS`; try ``--th
    :class:`~specfusion_lib.models.pxrd_net.PXRDCrystalSystemNet` (batch 64, Adam), the
    optimisation alone and including the per-epoch rendering of the augmented patterns.
 3. **Prediction latency** of one pattern after loading: a model is trained for one epoch into
-   a temporary folder, loaded once (:class:`specfusion_lib.crystal_system.training.CrystalSystemPredictor`)
-   and a two-column ``.xy`` file (Mo Kα, 5–40° 2θ at 0.01°) is read, converted to the Cu Kα
-   grid and classified; median of ``--repeats`` calls.
+   a temporary folder, loaded once
+   (:class:`specfusion_lib.crystal_system.training.CrystalSystemPredictor`) and a two-column ``.xy``
+   file (Mo Kα, 5–40° 2θ at 0.01°) is read, converted to the Cu Kα grid and classified; median of
+   ``--repeats`` calls.
 
 Run::
 

@@ -2,7 +2,8 @@
 
 Three measurements on the current machine (CPU threads from ``--threads``, default 2):
 
-1. **Training samples per second per task**: :func:`specfusion_lib.properties.train.train_model` on a
+1. **Training samples per second per task**: :func:`specfusion_lib.properties.train.train_model` on
+a
    synthetic set of compounds (``--materials``, default 512; 2–4 elements, 1–2 TMs each)
    whose labels depend on the spectra and the composition, so the models have something to
    learn. Four tasks: two classification, two regression; default model size.
@@ -16,8 +17,8 @@ Three measurements on the current machine (CPU threads from ``--threads``, defau
 3. **Prediction latency** of one compound after loading: smoke-profile models of density,
    crystal system, oxidation state and coordination number are trained on the fixture
    snapshot (``tests/fixtures/snapshot``) into a temporary folder, loaded once
-   (:class:`specfusion_lib.properties.predict.Predictor`), and a compound with two TM spectra (Mn from
-   MnO, Ti from TiO2, elements Mn Ti O) is predicted from the raw spectra (preprocessing
+   (:class:`specfusion_lib.properties.predict.Predictor`), and a compound with two TM spectra (Mn
+   from MnO, Ti from TiO2, elements Mn Ti O) is predicted from the raw spectra (preprocessing
    included). Target: under 200 ms on 2 cores.
 
 Run::

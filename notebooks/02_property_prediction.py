@@ -19,13 +19,13 @@
 #
 # | figure | file | code |
 # |---|---|---|
-# | Fig. 2c accuracy, macro-F1 | `fig2c_classification_metrics.png` | `runs.metrics_table`, `property_plots.plot_classification_metrics` |
-# | Fig. S8 confusion matrices | `figS8_confusion_matrices.png` | `runs.confusion_matrix`, `property_plots.plot_confusion_matrices` |
-# | Fig. 2d–g parity plots | `fig2d_parity_formation_energy.png`, `fig2e_parity_efermi.png`, `fig2f_parity_band_gap.png`, `fig2g_parity_density.png` | `runs.parity_frame`, `property_plots.plot_parity` |
+# | Fig. 2c accuracy, macro-F1 | `fig2c_classification_metrics.png` | `task_runs.metrics_table`, `property_plots.plot_classification_metrics` |
+# | Fig. S8 confusion matrices | `figS8_confusion_matrices.png` | `task_runs.confusion_matrix`, `property_plots.plot_confusion_matrices` |
+# | Fig. 2d–g parity plots | `fig2d_parity_formation_energy.png`, `fig2e_parity_efermi.png`, `fig2f_parity_band_gap.png`, `fig2g_parity_density.png` | `task_runs.parity_frame`, `property_plots.plot_parity` |
 #
 # Label distributions (SI Fig. S6, S7) are drawn by notebook 01; the table `property_label_counts.csv` lists the labels each model here was trained on. A task whose label the snapshot lacks is reported as *not available in this snapshot*, never faked. Crystal system from XANES alone is added for comparison with SI Fig. S21 (paper: 0.48). Checkpoints go to `checkpoint_dir`, where `specfusion predict` finds them.
 #
-# (`runs` = `specfusion_lib/properties/runs.py`, `property_plots` = `specfusion_lib/plotting/properties.py`, training: `specfusion_lib/properties/train.py`.)
+# (`task_runs` = `specfusion_lib/properties/runs.py`, `property_plots` = `specfusion_lib/plotting/properties.py`, training: `specfusion_lib/properties/train.py`.)
 
 # %% tags=["parameters"]
 # Parameters (papermill overrides these; run_all.sh passes profile and data)
@@ -36,12 +36,13 @@ checkpoint_dir = "build/checkpoints"  # model checkpoints (read by `specfusion p
 
 
 # %%
+from specfusion_lib.core import paper
 from specfusion_lib.core.profiles import get_profile
 from specfusion_lib.core.tasks import TASKS
 from specfusion_lib.data.sources import open_snapshot
 from specfusion_lib.plotting import properties as property_plots
 from specfusion_lib.plotting.common import save_figure, save_table
-from specfusion_lib.properties import runs
+from specfusion_lib.properties import runs as task_runs
 from specfusion_lib.properties.features import build_features
 
 settings = get_profile(profile)
@@ -53,7 +54,7 @@ print(snapshot, features.summary(), settings, sep='\n')
 # ## Paper reference values
 
 # %%
-reference = runs.paper_reference_table()
+reference = task_runs.paper_reference_table()
 save_table(reference, 'paper_reference_values', figures_dir)
 reference
 
@@ -62,10 +63,10 @@ reference
 # Finished (task, seed) checkpoints in `checkpoint_dir` are reused, so an interrupted run resumes.
 
 # %%
-runs = runs.run_tasks(snapshot, runs.PROPERTY_TASKS, settings,
+runs = task_runs.run_tasks(snapshot, task_runs.PROPERTY_TASKS, settings,
                             features=features, checkpoint_dir=checkpoint_dir,
                             progress=profile != 'smoke')
-labels = runs.label_counts_table(runs)
+labels = task_runs.label_counts_table(runs)
 save_table(labels, 'property_label_counts', figures_dir)
 labels
 
@@ -73,7 +74,7 @@ labels
 # ## Metrics next to the baseline and the paper
 
 # %%
-metrics = runs.metrics_table(runs)
+metrics = task_runs.metrics_table(runs)
 save_table(metrics, 'property_prediction_metrics', figures_dir)
 metrics[['task', 'metric', 'status', 'ours', 'baseline_value', 'paper_value', 'n_test']]
 
@@ -88,7 +89,7 @@ save_figure(fig, 'fig2c_classification_metrics', figures_dir)
 # ## SI Fig. S8 · confusion matrices (test parts of every seed pooled)
 
 # %%
-matrices = {t: runs.confusion_matrix(r) for t, r in runs.items()
+matrices = {t: task_runs.confusion_matrix(r) for t, r in runs.items()
             if r.spec.kind == 'classification'}
 fig = property_plots.plot_confusion_matrices(
     matrices, {t: runs[t].spec.title for t in matrices})
@@ -100,31 +101,31 @@ save_figure(fig, 'figS8_confusion_matrices', figures_dir)
 # %%
 task = 'formation_energy_per_atom'
 fig = property_plots.plot_parity(
-    runs.parity_frame(runs[task]), TASKS[task].title, TASKS[task].unit,
+    task_runs.parity_frame(runs[task]), TASKS[task].title, TASKS[task].unit,
     metrics[metrics['task'] == task],
-    runs.PAPER_VALUES[(task, 'mae')].text)
+    paper.PROPERTY_VALUES[(task, 'mae')].text)
 save_figure(fig, 'fig2d_parity_formation_energy', figures_dir)
 
 # %%
 task = 'efermi'
 fig = property_plots.plot_parity(
-    runs.parity_frame(runs[task]), TASKS[task].title, TASKS[task].unit,
+    task_runs.parity_frame(runs[task]), TASKS[task].title, TASKS[task].unit,
     metrics[metrics['task'] == task],
-    runs.PAPER_VALUES[(task, 'mae')].text)
+    paper.PROPERTY_VALUES[(task, 'mae')].text)
 save_figure(fig, 'fig2e_parity_efermi', figures_dir)
 
 # %%
 task = 'band_gap'
 fig = property_plots.plot_parity(
-    runs.parity_frame(runs[task]), TASKS[task].title, TASKS[task].unit,
+    task_runs.parity_frame(runs[task]), TASKS[task].title, TASKS[task].unit,
     metrics[metrics['task'] == task],
-    runs.PAPER_VALUES[(task, 'mae')].text)
+    paper.PROPERTY_VALUES[(task, 'mae')].text)
 save_figure(fig, 'fig2f_parity_band_gap', figures_dir)
 
 # %%
 task = 'density'
 fig = property_plots.plot_parity(
-    runs.parity_frame(runs[task]), TASKS[task].title, TASKS[task].unit,
+    task_runs.parity_frame(runs[task]), TASKS[task].title, TASKS[task].unit,
     metrics[metrics['task'] == task],
-    runs.PAPER_VALUES[(task, 'mae')].text)
+    paper.PROPERTY_VALUES[(task, 'mae')].text)
 save_figure(fig, 'fig2g_parity_density', figures_dir)

@@ -19,7 +19,7 @@
 #
 # | figure | file | code |
 # |---|---|---|
-# | Fig. 2h | `fig2h_tm_only_vs_all_element.png` | `runs.paired_features`, `runs.partial_vs_all_table`, `property_plots.plot_partial_vs_all` |
+# | Fig. 2h | `fig2h_tm_only_vs_all_element.png` | `task_runs.paired_features`, `task_runs.partial_vs_all_table`, `property_plots.plot_partial_vs_all` |
 #
 # A task whose label the snapshot lacks is reported as *not available in this snapshot*.
 
@@ -35,11 +35,11 @@ from specfusion_lib.core.profiles import get_profile
 from specfusion_lib.data.sources import open_snapshot
 from specfusion_lib.plotting import properties as property_plots
 from specfusion_lib.plotting.common import save_figure, save_table
-from specfusion_lib.properties import runs
+from specfusion_lib.properties import runs as task_runs
 
 settings = get_profile(profile)
 snapshot = open_snapshot(data)
-tm_features, all_features = runs.paired_features(snapshot)
+tm_features, all_features = task_runs.paired_features(snapshot)
 print('TM only:', tm_features.summary())
 print('all elements:', all_features.summary())
 
@@ -47,9 +47,9 @@ print('all elements:', all_features.summary())
 # ## Train both variants of every task
 
 # %%
-tm_runs = runs.run_tasks(snapshot, runs.PROPERTY_TASKS, settings,
+tm_runs = task_runs.run_tasks(snapshot, task_runs.PROPERTY_TASKS, settings,
                                features=tm_features, progress=profile != 'smoke')
-all_runs = runs.run_tasks(snapshot, runs.PROPERTY_TASKS, settings,
+all_runs = task_runs.run_tasks(snapshot, task_runs.PROPERTY_TASKS, settings,
                                 features=all_features, all_element=True,
                                 progress=profile != 'smoke')
 
@@ -57,7 +57,7 @@ all_runs = runs.run_tasks(snapshot, runs.PROPERTY_TASKS, settings,
 # ## Comparison (difference = all-element − TM-only)
 
 # %%
-comparison = runs.partial_vs_all_table(tm_runs, all_runs)
+comparison = task_runs.partial_vs_all_table(tm_runs, all_runs)
 save_table(comparison, 'tm_only_vs_all_element', figures_dir)
 comparison
 

@@ -21,7 +21,7 @@
 #
 # | figure | file | code |
 # |---|---|---|
-# | per-element accuracy (inputs of Fig. 5a) | `fig5a_oxidation_state_cn_per_element.png` | `runs.per_element_accuracy`, `property_plots.plot_per_element_accuracy` |
+# | per-element accuracy (inputs of Fig. 5a) | `fig5a_oxidation_state_cn_per_element.png` | `task_runs.per_element_accuracy`, `property_plots.plot_per_element_accuracy` |
 #
 # Checkpoints go to `checkpoint_dir`, where `specfusion predict` finds them.
 
@@ -38,16 +38,16 @@ from specfusion_lib.core.profiles import get_profile
 from specfusion_lib.data.sources import open_snapshot
 from specfusion_lib.plotting import properties as property_plots
 from specfusion_lib.plotting.common import save_figure, save_table
-from specfusion_lib.properties import runs
+from specfusion_lib.properties import runs as task_runs
 from specfusion_lib.properties.features import build_features
 
 settings = get_profile(profile)
 snapshot = open_snapshot(data)
 features = build_features(snapshot)
-runs = runs.run_tasks(snapshot, runs.ELEMENT_TASKS, settings,
+runs = task_runs.run_tasks(snapshot, task_runs.ELEMENT_TASKS, settings,
                             features=features, checkpoint_dir=checkpoint_dir,
                             progress=profile != 'smoke')
-metrics = runs.metrics_table(runs)
+metrics = task_runs.metrics_table(runs)
 save_table(metrics, 'oxidation_state_cn_metrics', figures_dir)
 metrics[['task', 'metric', 'status', 'ours', 'baseline_value', 'n_test']]
 
@@ -55,9 +55,9 @@ metrics[['task', 'metric', 'status', 'ours', 'baseline_value', 'n_test']]
 # ## Accuracy per TM element
 
 # %%
-per_element = {t: runs.per_element_accuracy(snapshot, r, features)
+per_element = {t: task_runs.per_element_accuracy(snapshot, r, features)
                for t, r in runs.items()}
-table = runs.per_element_table(per_element)
+table = task_runs.per_element_table(per_element)
 save_table(table, 'oxidation_state_cn_per_element', figures_dir)
 table
 
@@ -70,7 +70,7 @@ save_figure(fig, 'fig5a_oxidation_state_cn_per_element', figures_dir)
 # ## Confusion matrices (all TM elements pooled)
 
 # %%
-matrices = {t: runs.confusion_matrix(r) for t, r in runs.items()}
+matrices = {t: task_runs.confusion_matrix(r) for t, r in runs.items()}
 fig = property_plots.plot_confusion_matrices(
     matrices, {t: r.spec.title for t, r in runs.items()})
 save_figure(fig, 'fig5a_oxidation_state_cn_confusion', figures_dir)

@@ -46,15 +46,15 @@ from specfusion_lib.core.profiles import get_profile
 from specfusion_lib.data.sources import open_snapshot
 from specfusion_lib.plotting import interpret as interpret_plots
 from specfusion_lib.plotting.common import save_figure, save_table
-from specfusion_lib.properties import runs
+from specfusion_lib.properties import runs as task_runs
 from specfusion_lib.properties.features import build_features
 
 settings = get_profile(profile)
 snapshot = open_snapshot(data)
 features = build_features(snapshot)
-runs = runs.run_tasks(snapshot, gradcam_tasks, settings, features=features,
+runs = task_runs.run_tasks(snapshot, gradcam_tasks, settings, features=features,
                             checkpoint_dir=checkpoint_dir, progress=profile != 'smoke')
-runs.metrics_table(runs)[['task', 'metric', 'status', 'ours', 'baseline_value']]
+task_runs.metrics_table(runs)[['task', 'metric', 'status', 'ours', 'baseline_value']]
 
 # %% [markdown]
 # ## The example compounds

@@ -41,6 +41,7 @@ pattern_cache = "build/cache/pxrd"  # cache of simulated reflections, empty stri
 # %%
 import pandas as pd
 
+from specfusion_lib.core import paper
 from specfusion_lib.core.profiles import get_profile
 from specfusion_lib.data.sources import open_snapshot
 from specfusion_lib.inference import benchmark
@@ -48,7 +49,7 @@ from specfusion_lib.inference.search import SearchSettings
 from specfusion_lib.inference.templates import TemplateDatabase
 from specfusion_lib.plotting import inference as inference_plots
 from specfusion_lib.plotting.common import save_figure, save_table
-from specfusion_lib.properties import runs
+from specfusion_lib.properties import runs as task_runs
 from specfusion_lib.properties.features import build_features
 
 settings = get_profile(profile)
@@ -61,7 +62,7 @@ print(snapshot)
 
 # %%
 features = build_features(snapshot)
-element_runs = runs.run_tasks(snapshot, runs.ELEMENT_TASKS, settings,
+element_runs = task_runs.run_tasks(snapshot, task_runs.ELEMENT_TASKS, settings,
                                     features=features, checkpoint_dir=checkpoint_dir,
                                     progress=show_progress)
 compounds = benchmark.held_out_compounds(snapshot, element_runs)
@@ -108,8 +109,8 @@ note = ('Each target was removed from the template database before its search '
         '(its entry and every entry with its formula and crystal system). '
         f'Snapshot: {snapshot.source}, {len(database)} template structures.')
 fig = inference_plots.plot_top1_by_nelements(
-    accuracy, note=note, paper_value=benchmark.PAPER_TOP1['value'],
-    paper_text=benchmark.PAPER_TOP1['text'])
+    accuracy, note=note, paper_value=paper.FIG5B_TOP1.value,
+    paper_text=paper.FIG5B_TOP1.text)
 save_figure(fig, 'fig5b_structure_inference_top1', figures_dir)
 
 # %% [markdown]

@@ -51,7 +51,7 @@ from specfusion_lib.inference.search import SearchSettings, write_candidates
 from specfusion_lib.inference.templates import TemplateDatabase
 from specfusion_lib.plotting import inference as inference_plots
 from specfusion_lib.plotting.common import save_figure, save_table
-from specfusion_lib.properties import runs
+from specfusion_lib.properties import runs as task_runs
 from specfusion_lib.properties.predict import Predictor
 
 settings = get_profile(profile)
@@ -64,7 +64,7 @@ print(snapshot)
 # ## The models: XANES (oxidation state, CN, properties) and PXRD
 
 # %%
-runs.run_tasks(snapshot, runs.ELEMENT_TASKS, settings,
+task_runs.run_tasks(snapshot, task_runs.ELEMENT_TASKS, settings,
                      checkpoint_dir=checkpoint_dir, progress=show_progress)
 predictor = Predictor.from_dir(checkpoint_dir)
 cs_runs = cs.train_crystal_system_seeds(snapshot, settings, checkpoint_dir=checkpoint_dir,

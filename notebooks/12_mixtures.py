@@ -43,6 +43,7 @@ shared_a, shared_b = "MnO", "MnO2"  # a composite whose phases share their TM
 import numpy as np
 import pandas as pd
 
+from specfusion_lib.core.paper import FIG6B_COMPOSITE_BAND_GAP
 from specfusion_lib.core.profiles import get_profile
 from specfusion_lib.data import measured
 from specfusion_lib.data.sources import open_snapshot
@@ -117,8 +118,9 @@ references = {case: mixtures.pure_phase_references(snapshot, phases[a], phases[b
               for case, (a, b) in cases.items() if case in series}
 fig = pv.plot_composite_predictions(predictions, 'band_gap', 'band gap', 'eV',
                                     references=references,
-                                    paper=('paper: Cu2O/TiO2 composite, 3.67 eV',
-                                           3.67))
+                                    paper=('paper: Cu2O/TiO2 composite, '
+                                           f'{FIG6B_COMPOSITE_BAND_GAP.text}',
+                                           FIG6B_COMPOSITE_BAND_GAP.value))
 save_figure(fig, 'fig6b_composite_band_gap', figures_dir)
 
 # %% [markdown]
@@ -134,7 +136,7 @@ save_table(dominance if len(dominance) else pd.DataFrame(
 for line in dominance.get('statement', []):
     print(line)
 print('paper (Fig. 6b): the Cu2O/TiO2 composite is dominated by wide-gap TiO2, '
-      'predicted band gap 3.67 eV')
+      f'predicted band gap {FIG6B_COMPOSITE_BAND_GAP.text}')
 
 # %% [markdown]
 # ## Oxidation state vs fraction (ours)

@@ -1,4 +1,8 @@
-"""Shared fixtures: the committed fixture snapshot and the Jupyter kernel for notebooks."""
+"""Shared fixtures: the committed fixture snapshot and the Jupyter kernel for notebooks.
+
+Markers: ``notebook`` and ``feff`` tests are also ``slow``, so ``pytest -m "not slow"`` is the
+fast inner loop.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_SNAPSHOT = ROOT / "tests" / "fixtures" / "snapshot"
 KERNEL_NAME = "specfusion"
+#: Markers whose tests always take more than a few seconds.
+SLOW_MARKERS = ("notebook", "feff")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Notebook executions and real FEFF runs are slow tests too."""
+    for item in items:
+        if any(item.get_closest_marker(name) for name in SLOW_MARKERS):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -38,8 +38,8 @@ from specfusion_lib.models.pxrd_net import (
     architecture_table,
 )
 from specfusion_lib.models.specfusionnet import count_parameters
-from specfusion_lib.properties.train import capped_rows
 from specfusion_lib.spectra import pxrd
+from specfusion_lib.training.splits import capped_rows
 
 TINY = Profile("tiny", seeds=(0,), max_epochs=2, patience=2, max_materials=None)
 
@@ -155,6 +155,7 @@ def test_stick_cache_roundtrip(fixture_snapshot, tmp_path: Path) -> None:
         first.index_of(["nope"])
 
 
+@pytest.mark.slow
 def test_parallel_stick_simulation_equals_serial(fixture_snapshot, monkeypatch) -> None:
     from specfusion_lib.crystal_system import patterns
 
@@ -373,15 +374,6 @@ def test_modality_comparison_on_fixture(fixture_snapshot, tmp_path: Path) -> Non
     assert tests["XANES only"] == tests["PXRD only"] == tests["XANES + PXRD"]
     again = compare_modalities(fixture_snapshot, tiny, checkpoint_dir=tmp_path)
     assert all(r.resumed for r in again.runs)
-
-
-def test_cpu_threads_is_restored() -> None:
-    before = torch.get_num_threads()
-    with cs.cpu_threads(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
-    with cs.cpu_threads(None):
-        assert torch.get_num_threads() == before
 
 
 def test_epoch_copies() -> None:

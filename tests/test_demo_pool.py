@@ -9,6 +9,7 @@ from pymatgen.core import Composition, Lattice, Structure
 
 from specfusion_lib.core.elements import NOBLE_GASES, TRANSITION_METALS
 from specfusion_lib.data import demo_pool as dp
+from specfusion_lib.simulate.relax import RelaxSettings
 
 RUTILE = "A2B_tP6_136_f_a:TiO2"
 ROCKSALT = "AB_cF8_225_a_b:NaCl"
@@ -172,7 +173,8 @@ def test_relaxation_is_cached_and_resumed(tmp_path, named):
     assert index["pool"] == 2 and {"MnO", "NiO"} <= set(index["named_present"])
     assert index["candidates"] == 2 and index["candidates_pending"] == 0
     # other relaxation settings: a different key, relaxed again
-    rep3 = dp.relax_candidates(cands[:1], tmp_path, dp.PoolSettings(fmax=0.05), relaxer=fake,
+    rep3 = dp.relax_candidates(cands[:1], tmp_path,
+                               dp.PoolSettings(relax=RelaxSettings(fmax=0.05)), relaxer=fake,
                                progress=False)
     assert rep3.relaxed == 1 and fake.calls == 3
 
@@ -221,7 +223,7 @@ def test_assess_relaxation_checks():
     assert dp.assess_relaxation(s, s, 0.3)[0].startswith("energy")
     light = Structure(Lattice.cubic(3.2), ["Sc", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     reason, metrics = dp.assess_relaxation(light, light, -4.0,
-                                           dp.PoolSettings(density_range=(5.0, 25.0)))
+                                           RelaxSettings(density_range=(5.0, 25.0)))
     assert reason.startswith("density") and metrics["density"] < 5.0
 
 

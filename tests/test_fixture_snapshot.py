@@ -15,6 +15,7 @@ from specfusion_lib.data.statistics import (
 from specfusion_lib.spectra.xanes import XANESSpectrum, preprocess_xanes, tabulated_edge_energy
 
 
+@pytest.mark.slow
 def test_fixture_matches_its_builder(fixture_snapshot) -> None:
     structures = fixture_structures()
     assert sorted(fixture_snapshot.materials["material_id"]) == sorted(structures)

@@ -12,17 +12,24 @@ import pytest
 import torch
 
 from specfusion_lib import interpret
-from specfusion_lib.core.elements import descriptor_matrix
+from specfusion_lib.core.elements import descriptor_columns, descriptor_matrix
 from specfusion_lib.interpret.ablation import (
     ABLATIONS,
     BASELINE,
+    GROUP_LABELS,
     NOISE,
     NOISE_SEED_OFFSET,
+    PAPER_STATEMENTS,
     AblationStudy,
 )
 from specfusion_lib.models import SpecFusionNet, count_parameters
 from specfusion_lib.plotting import interpret as interpret_plots
-from specfusion_lib.properties.features import FeatureSet, descriptor_group_indices
+from specfusion_lib.properties.features import (
+    DESCRIPTOR_GROUPS,
+    FeatureSet,
+    descriptor_group_indices,
+)
+from specfusion_lib.properties.runs import NOT_AVAILABLE
 
 torch.set_num_threads(1)
 
@@ -154,7 +161,8 @@ def test_region_integrals_and_shares() -> None:
     assert only_edge[0] == 0 and only_edge[2] == 0 and only_edge[1] > 0
     result = interpret.grad_cam(_model(1), _features(), [0])[0]
     table = result.regions()
-    assert len(table) == 2 * 3
+    assert sorted(zip(table["element"], table["region"], strict=True)) == sorted(
+        (el, region) for el in result.elements for region in interpret.REGIONS)
     np.testing.assert_allclose(table.groupby("element")["share_of_spectrum"].sum(), 1.0)
     assert math.isclose(table["share_of_compound"].sum(), 1.0)
     summary = interpret.region_summary(interpret.region_table([result]))
@@ -179,7 +187,7 @@ def test_deletion_curve_shapes_and_end_points(n_outputs: int) -> None:
     np.testing.assert_allclose(curve.attributed[:, -1], curve.random[:, -1], atol=1e-6)
     assert np.any(curve.attributed[:, 1:-1] > 0)
     frame = curve.frame()
-    assert list(frame["fraction"]) == list(fractions) and len(frame) == len(fractions)
+    assert list(frame["fraction"]) == list(fractions)
     areas = curve.areas()
     assert set(areas) == {"attributed", "random", "ratio", "share_attributed_larger"}
     again = interpret.deletion_curve(_model(n_outputs), feats, fractions=fractions,
@@ -204,10 +212,43 @@ def _inputs(feats: FeatureSet) -> dict[str, torch.Tensor]:
 
 def test_every_ablation_keeps_the_parameter_count() -> None:
     n = count_parameters(_model(2))
-    assert len(ABLATIONS) == 3 + 2 * 5
     for abl in ABLATIONS.values():
         assert count_parameters(_model(2, **abl.model_kwargs)) == n, abl.name
     assert ABLATIONS[BASELINE].tag == "" and ABLATIONS["tm-Z"].tag == "ablation-tm-Z"
+
+
+def test_the_ablations_are_the_full_model_two_modules_and_five_groups_per_scope() -> None:
+    # the paper's Fig. 3b,c / S13 / S14: TM fusion, non-TM branch, and χ, r_atom, IE1–IE3, Z,
+    # type masked in the TM and in the non-TM branch
+    assert set(DESCRIPTOR_GROUPS) == {"electronegativity", "atomic_radius",
+                                      "ionization_energies", "Z", "type"}
+    assert next(iter(ABLATIONS)) == BASELINE  # the full model first
+    assert set(ABLATIONS) == ({BASELINE, "no_tm_fusion", "no_non_tm"}
+                              | {f"{scope}-{group}" for scope in ("tm", "non_tm")
+                                 for group in DESCRIPTOR_GROUPS})
+    for name, abl in ABLATIONS.items():
+        assert abl.name == name
+        if abl.component == "descriptor":
+            assert name == f"{abl.scope}-{abl.group}"
+            assert GROUP_LABELS[abl.group] in abl.label
+
+
+def test_ablation_table_names_what_each_ablation_masks() -> None:
+    table = interpret.ablation_table().set_index("ablation")
+    assert list(table.index) == list(ABLATIONS)
+    assert table.loc[BASELINE, "masked"] == "nothing (full model)"
+    assert table.loc["no_tm_fusion", "masked"] == "use_tm_fusion=False"
+    assert table.loc["no_non_tm", "masked"] == "use_non_tm=False"
+    names = descriptor_columns("onehot")
+    for name, abl in ABLATIONS.items():
+        if abl.component != "descriptor":
+            continue
+        columns = [names[i] for i in descriptor_group_indices([abl.group])]
+        assert table.loc[name, "masked"] == f"masked_{abl.scope}_descriptors={columns}"
+        assert (table.loc[name, "scope"], table.loc[name, "group"]) == (abl.scope, abl.group)
+    assert table.loc["tm-ionization_energies", "masked"].endswith("['ie1', 'ie2', 'ie3']")
+    only = interpret.ablation_table([ABLATIONS["tm-Z"]])
+    assert list(only["ablation"]) == ["tm-Z"]
 
 
 @pytest.mark.parametrize("name", [n for n, a in ABLATIONS.items() if a.component == "descriptor"])
@@ -297,7 +338,62 @@ def test_summary_is_paired_mean_and_std_over_seeds() -> None:
     f1 = summary[(summary["task"] == "is_magnetic") & (summary["ablation"] == "no_tm_fusion")
                  & (summary["metric"] == "f1_macro")].iloc[0]
     assert math.isclose(f1["delta_mean"], -0.2) and f1["degradation_mean"] > 0
-    assert study.parameter_counts()["parameters"].nunique() == 1
+
+
+def _runs_frame(rows: list[tuple]) -> pd.DataFrame:
+    """(task, ablation, seed, metrics, parameters) tuples → an AblationStudy runs frame."""
+    kinds = {"density": "regression", "is_magnetic": "classification"}
+    return pd.DataFrame([{"task": t, "kind": kinds[t], "ablation": a, "seed": s, **m,
+                          "n_test": 10, "parameters": p} for t, a, s, m, p in rows])
+
+
+def test_deltas_are_ablated_minus_the_full_model_of_the_same_seed() -> None:
+    runs = _runs_frame([
+        ("density", BASELINE, 0, {"mae": 1.0}, 100),
+        ("density", BASELINE, 1, {"mae": 2.0}, 100),
+        ("density", "tm-Z", 0, {"mae": 1.5}, 100),
+        ("density", "tm-Z", 1, {"mae": 1.8}, 100),  # better than its own full model
+        ("density", "tm-Z", 2, {"mae": 9.0}, 100),  # no full model of seed 2: not paired
+        ("density", NOISE, 0, {"mae": 0.9}, 100),
+        ("is_magnetic", BASELINE, 0, {"f1_macro": 0.8, "accuracy": 0.9}, 100),
+        ("is_magnetic", "no_tm_fusion", 0, {"f1_macro": 0.6, "accuracy": 0.95}, 100),
+    ])
+    study = AblationStudy(("density", "is_magnetic"), tuple(ABLATIONS.values()), runs, {},
+                          "test")
+    d = study.deltas().set_index(["task", "ablation", "seed", "metric"])
+    assert BASELINE not in set(d.index.get_level_values("ablation"))
+    assert ("density", "tm-Z", 2, "mae") not in d.index
+    z0, z1 = d.loc[("density", "tm-Z", 0, "mae")], d.loc[("density", "tm-Z", 1, "mae")]
+    assert (z0["full"], z0["ablated"]) == (1.0, 1.5) and (z1["full"], z1["ablated"]) == (2.0, 1.8)
+    # MAE: Δ = ablated − full, degradation = Δ (positive = worse)
+    assert z0["delta"] == pytest.approx(0.5) and z0["degradation"] == pytest.approx(0.5)
+    assert z1["delta"] == pytest.approx(-0.2) and z1["degradation"] == pytest.approx(-0.2)
+    # F1 / accuracy: Δ = ablated − full, degradation = −Δ (a lower score is worse)
+    f1 = d.loc[("is_magnetic", "no_tm_fusion", 0, "f1_macro")]
+    assert f1["delta"] == pytest.approx(-0.2) and f1["degradation"] == pytest.approx(0.2)
+    acc = d.loc[("is_magnetic", "no_tm_fusion", 0, "accuracy")]
+    assert acc["delta"] == pytest.approx(0.05) and acc["degradation"] == pytest.approx(-0.05)
+    assert d.loc[("density", NOISE, 0, "mae"), "delta"] == pytest.approx(-0.1)
+    summary = study.summary().set_index(["task", "ablation", "metric"])
+    z = summary.loc[("density", "tm-Z", "mae")]
+    assert z["n_seeds"] == 2 and z["delta_mean"] == pytest.approx(0.15)
+    assert (z["full_mean"], z["ablated_mean"]) == pytest.approx((1.5, 1.65))
+    assert z["noise"] == pytest.approx(0.1) and z["exceeds_noise"]  # 0.15 > 0.1
+    assert summary.loc[("density", "tm-type", "mae"), "status"] == NOT_AVAILABLE  # not run
+
+
+def test_parameter_counts_report_a_shared_count_or_flag_a_mismatch() -> None:
+    same = _runs_frame([("density", BASELINE, 0, {"mae": 1.0}, 120),
+                        ("density", "tm-Z", 0, {"mae": 1.1}, 120)])
+    counts = AblationStudy(("density",), tuple(ABLATIONS.values()), same, {},
+                           "t").parameter_counts().set_index("ablation")["parameters"]
+    assert counts.to_dict() == {BASELINE: 120, "tm-Z": 120}
+    differ = _runs_frame([("density", BASELINE, 0, {"mae": 1.0}, 120),
+                          ("density", "tm-Z", 0, {"mae": 1.1}, 120),
+                          ("density", "tm-Z", 1, {"mae": 1.1}, 119)])
+    counts = AblationStudy(("density",), tuple(ABLATIONS.values()), differ, {},
+                           "t").parameter_counts().set_index("ablation")["parameters"]
+    assert counts.to_dict() == {BASELINE: 120, "tm-Z": -1}
 
 
 def test_paper_comparison_verdicts_follow_the_numbers() -> None:
@@ -312,7 +408,10 @@ def test_paper_comparison_verdicts_follow_the_numbers() -> None:
     deltas[("is_magnetic", "no_non_tm")] = [-0.1, -0.2]
     table = interpret.paper_comparison(
         _study(deltas, ("density", "band_gap", "is_magnetic")).summary())
-    assert len(table) == 4 and table["verdict"].str.startswith("agrees").all(), table
+    assert list(zip(table["statement"], table["source"], strict=True)) == list(
+        PAPER_STATEMENTS.values())  # every paper statement, once, in order
+    assert table["verdict"].str.startswith("agrees").all(), table
+    assert table["ours"].str.contains("(2 seeds)", regex=False).all()
     # the reverse: Z helps nothing, fusion masking improves density
     worse = {("density", "no_tm_fusion"): [-0.2, -0.3]}
     reverse = interpret.paper_comparison(_study(worse, ("density",)).summary())
@@ -348,7 +447,6 @@ def test_run_ablation_on_the_fixture_trains_resumes_and_reports(fixture_snapshot
         interpret.run_ablation(fixture_snapshot, ["density"], "smoke", ablations=["nope"])
     with pytest.raises(interpret.gradcam.ConfigurationError, match="element level"):
         interpret.run_ablation(fixture_snapshot, ["oxidation_state"], "smoke")
-    assert len(interpret.ablation_table()) == len(ABLATIONS)
 
 
 def test_ablation_profile_lowers_the_material_cap_only() -> None:

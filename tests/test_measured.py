@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from pymatgen.core import Composition
 
+from specfusion_lib.core import paper
 from specfusion_lib.core.elements import TRANSITION_METALS
 from specfusion_lib.core.errors import (
     ConfigurationError,
@@ -229,13 +230,62 @@ def test_gap_table_signs_and_agreement() -> None:
     assert summary["valence_and_cn"] == (1, 2)
 
 
-def test_paper_tables_hold_the_published_numbers() -> None:
-    t1 = study.paper_table1().set_index("compound")
-    assert len(t1) == 7 and t1.loc["Co3O4", "valence_and_cn"] == "✗"
-    assert t1.loc["MnS", "E_g"] == 1.27
+def test_published_tables_are_laid_out_from_the_paper_constants() -> None:
+    t1 = study.paper_table1()
+    assert t1.drop(columns="source").to_dict("records") == [dict(r) for r in paper.TABLE1]
+    assert (t1["source"] == paper.TABLE1_SOURCE).all()
     s1 = study.paper_table_s1()
-    v = s1[(s1["compound"] == "V2O5") & (s1["property"] == "band gap (eV)")].iloc[0]
-    assert (v["predicted"], v["experimental"]) == ("1.75", "2.27")
+    assert not s1.duplicated(["compound", "property"]).any()
+    back: dict[str, dict[str, tuple[str, str]]] = {}
+    for row in s1.itertuples(index=False):
+        back.setdefault(row.compound, {})[row.property] = (row.predicted, row.experimental)
+    assert back == paper.TABLE_S1  # long form holds every (predicted, experimental) pair
+    assert (s1["source"] == paper.TABLE1_SOURCE).all()
+    assert set(t1["compound"]) == set(paper.TABLE_S1)  # Table 1 and S1: the same compounds
+
+
+def _predicted(keys: dict[str, str]) -> pd.DataFrame:
+    return pd.DataFrame([{"variant": "baseline", "input": inp, "key": key, "formula": key.upper(),
+                          "material_id": f"m-{key}", "status": status}
+                         for key, status in keys.items() for inp in ("measured", "simulated")])
+
+
+def test_table1_analogue_puts_our_errors_in_the_papers_columns() -> None:
+    rows = []
+    for inp, err, os_pred in (("measured", 0.4, "3"), ("simulated", 0.1, "2")):
+        rows += [("baseline", "a", inp, "band_gap", "regression", 1.0 + err, 1.0, err, math.nan),
+                 ("baseline", "a", inp, "oxidation_state", "classification", os_pred, "2",
+                  math.nan, float(os_pred == "2")),
+                 ("baseline", "a", inp, "coordination_number", "classification", "6", "6",
+                  math.nan, 1.0),
+                 ("baseline", "a", inp, "crystal_system", "classification", "cubic", "cubic",
+                  math.nan, 1.0)]
+    compared = _compared(rows).assign(file_cn="6")
+    predictions = _predicted({"a": "ok", "b": "no simulated spectrum"})
+    table = study.table1_analogue(compared, predictions).set_index("key")
+    paper_columns = [c for c in study.paper_table1().columns
+                     if c not in {"compound", "valence_and_cn", "crystal_system", "source"}]
+    assert paper_columns and all(f"{c} |err|" in table.columns for c in paper_columns)
+    a = table.loc["a"]
+    assert a["compound"] == "A" and a["snapshot entry"] == "m-a" and a["status"] == "ok"
+    assert a["E_g |err|"] == "0.40" and a["E_g pred / ref"] == "1.40 / 1.00"
+    assert a["density |err|"] == "—"  # no density row: no error claimed
+    assert a["valence & CN"] == "✗" and a["crystal system"] == "✓"  # oxidation state wrong
+    assert a["oxidation state pred / ref"] == "3 / 2"
+    assert table.loc["b", "status"] == "no simulated spectrum"
+    assert table.loc["b", "E_g |err|"] == "—"
+    simulated = study.table1_analogue(compared, predictions, input_kind="simulated")
+    sim = simulated.set_index("key").loc["a"]
+    assert sim["E_g |err|"] == "0.10" and sim["valence & CN"] == "✓"
+
+
+def test_structural_summary_quotes_the_papers_count_from_table1() -> None:
+    rows = [("baseline", "a", "measured", task, "classification", "2", "2", math.nan, 1.0)
+            for task in ("oxidation_state", "coordination_number")]
+    text = study.structural_summary(_compared(rows))["text"]
+    right = sum(r["valence_and_cn"] == "✓" for r in paper.TABLE1)
+    assert f"(paper, Table 1: {right}/{len(paper.TABLE1)})" in text
+    assert "both for 1/1 compounds" in text
 
 
 # ------------------------------------------------------------------------- domain shift

@@ -65,6 +65,7 @@ def test_round_trip(written: Path) -> None:
     assert len(loaded.snapshot_id) == 64
 
 
+@pytest.mark.slow
 def test_snapshot_id_depends_on_content(tmp_path: Path, written: Path) -> None:
     materials, spectra = _records()
     spectra[0].mu[0] += 1.0
@@ -140,6 +141,7 @@ def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_overwrite_replaces_atomically(written: Path) -> None:
     materials, spectra = _records()
     snap.write_snapshot(written, materials[:1], spectra[:1], source="test", overwrite=True)

@@ -1,4 +1,5 @@
-"""``specfusion predict-crystal-system``: the command line of :mod:`specfusion_lib.crystal_system.training`.
+"""``specfusion predict-crystal-system``: the command line of
+:mod:`specfusion_lib.crystal_system.training`.
 
 Kept apart from the model code so that building the ``specfusion`` parser imports neither
 torch nor pymatgen; they are loaded when the command runs.

@@ -3,6 +3,13 @@
 The commands call the same library functions as the notebooks. Errors raised on purpose by
 the library (:class:`~specfusion_lib.core.errors.SpecfusionError`) are printed as one line,
 ``error: <message>``, with exit status 2; anything else is a bug and shows its traceback.
+
+Log records of the library (job start and end, cache hits, skipped or failed items, files
+written) go to standard error at the level of the global ``--log-level`` option. Its default
+is INFO, not WARNING: the commands are whole jobs (downloads, FEFF builds, structure searches)
+that run for minutes to hours, and their INFO records are the record of what a run did; they
+never mix with the results, which go to standard output. Without the option the level comes
+from ``SPECFUSION_LOG_LEVEL`` when that is set.
 """
 
 from __future__ import annotations
@@ -14,8 +21,14 @@ from collections.abc import Sequence
 
 from specfusion_lib import __version__
 from specfusion_lib.core.errors import SpecfusionError
+from specfusion_lib.core.logs import configure_logging
 
-__all__ = ["build_parser", "main"]
+__all__ = ["DEFAULT_LOG_LEVEL", "build_parser", "main"]
+
+#: Log level of the command line when neither ``--log-level`` nor ``SPECFUSION_LOG_LEVEL``
+#: is given (see the module docstring for why INFO).
+DEFAULT_LOG_LEVEL = "INFO"
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _cmd_fetch_mp(args: argparse.Namespace) -> int:
@@ -145,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Machine learning from X-ray spectra (XANES + PXRD): data, "
                     "preprocessing and the paper's figures.")
     parser.add_argument("--version", action="version", version=f"specfusion {__version__}")
+    parser.add_argument(
+        "--log-level", type=str.upper, choices=_LOG_LEVELS, default=None, metavar="LEVEL",
+        help="log level of the library's messages on stderr: DEBUG, INFO, WARNING, ERROR or "
+             f"CRITICAL (default: $SPECFUSION_LOG_LEVEL, else {DEFAULT_LOG_LEVEL})")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = commands.add_parser("data", help="build, download and check data snapshots")
@@ -253,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``specfusion`` console script."""
     args = build_parser().parse_args(argv)
+    if args.log_level is None:
+        configure_logging(DEFAULT_LOG_LEVEL)  # SPECFUSION_LOG_LEVEL, when set, wins
+    else:
+        configure_logging(args.log_level, env=False)
     try:
         return int(args.func(args))
     except SpecfusionError as exc:

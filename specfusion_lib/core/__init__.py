@@ -10,6 +10,11 @@
   (SI §S1.1 protocol for ``paper``).
 * :mod:`specfusion_lib.core.tasks`: the prediction tasks and their Materials Project label
   names (SPEC §3).
+* :mod:`specfusion_lib.core.paper`: every reference value of the paper (Wang et al., Chem. Sci.
+  2026) that the library compares against, with its source; the only place a paper number is
+  typed.
+* :mod:`specfusion_lib.core.logs`: ``configure_logging``, the opt-in handler for the package's
+  log records (level from the argument or ``SPECFUSION_LOG_LEVEL``; stdlib only).
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@
 ``quick``
     The default of ``run_all.sh``: the embedded demo snapshot, one seed, capped epochs, at
     most 600 materials per XANES model (300 per ablation run) and every pattern for the PXRD
-    classifier; the whole run took 23.5 minutes on an idle 2-core CPU (3,004-material demo,
-    fresh checkpoints and caches). Capping the PXRD classifier at 2,000 patterns saved 2.4
-    minutes but cost 0.08 of its test accuracy, so it is not capped.
+    classifier (its measured wall time is stated once, in the README's profile table).
+    Capping the PXRD classifier at 2,000 patterns saved 2.4 minutes but cost 0.08 of its
+    test accuracy, so it is not capped.
 ``paper``
     The SI §S1.1 protocol: 70/15/15 split, Adam (lr 1e-3), up to 300 epochs, early stopping
     with patience 20, five seeds reported as mean ± std; CUDA when present.
@@ -43,8 +43,8 @@ class Profile:
         batch_size: Mini-batch size.
         min_patterns_per_epoch: PXRD models only: when the training part is smaller, each
             epoch draws several freshly augmented copies of every training pattern (see
-            :func:`specfusion_lib.crystal_system.training.epoch_copies`), so that a small snapshot still
-            gets enough optimiser steps per epoch for early stopping to judge; 0 turns it off.
+            :func:`specfusion_lib.crystal_system.training.epoch_copies`), so that a small snapshot
+            still gets enough optimiser steps per epoch for early stopping to judge; 0 turns it off.
     """
 
     name: str

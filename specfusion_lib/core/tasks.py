@@ -1,7 +1,15 @@
-"""Prediction targets of the paper (Fig. 2c–g, S6–S8), defined once.
+"""Every prediction task of the library, declared once (SPEC §3).
+
+* :data:`TASKS`: the paper's eight material-level property targets (Fig. 2c–g, S6–S8).
+* :data:`ALL_TASKS`: those eight plus ``crystal_system`` (material level, the XANES-only
+  baseline of Fig. S21) and the element-level ``oxidation_state`` and
+  ``coordination_number`` (one label per TM element; structure inference, SI §S2).
+* :data:`CRYSTAL_SYSTEMS`: the seven crystal systems, in the class order of the trained models.
 
 Each :class:`Task` says how its label is read from a snapshot's materials table. A task whose
 label the snapshot lacks is *not available* and is reported as such; nothing is invented.
+Turning a task into model targets (padding, per-element labels from the ``sites`` column) is
+:mod:`specfusion_lib.properties.features`' job.
 
 Class labels follow the Materials Project fields: band-gap presence is ``band_gap > 0``
 (the paper's "BandGap" classification), ``is_gap_direct`` and ``is_magnetic`` are booleans,
@@ -18,7 +26,26 @@ import pandas as pd
 
 from specfusion_lib.core.errors import ConfigurationError
 
-__all__ = ["CLASSIFICATION_TASKS", "REGRESSION_TASKS", "TASKS", "Task", "get_task"]
+__all__ = [
+    "ALL_TASKS",
+    "CLASSIFICATION_TASKS",
+    "CRYSTAL_SYSTEMS",
+    "REGRESSION_TASKS",
+    "TASKS",
+    "Task",
+]
+
+#: The seven crystal systems, in the order of increasing symmetry used by spglib/pymatgen.
+#: This is the class order of the trained crystal-system models: do not reorder.
+CRYSTAL_SYSTEMS: tuple[str, ...] = (
+    "triclinic",
+    "monoclinic",
+    "orthorhombic",
+    "tetragonal",
+    "trigonal",
+    "hexagonal",
+    "cubic",
+)
 
 
 def _column(name: str) -> Callable[[pd.DataFrame], pd.Series]:
@@ -47,6 +74,12 @@ class Task:
         classes: Class names in a fixed order (classification only).
         read: Function returning the raw label per material (None/NaN where absent).
         boolean: The raw label is a boolean; ``False``/``True`` map to ``classes[0]``/``[1]``.
+        level: ``"material"`` (one label per compound) or ``"element"`` (one label per TM
+            element, derived from the per-site ``sites`` column by
+            :func:`specfusion_lib.properties.features.task_data`).
+        observed_classes: The classes of a model are the values observed in the data, not
+            ``classes``; ``classes`` (if given) only fixes their order, and values outside it
+            follow alphabetically. Element-level classes are the observed values, ascending.
     """
 
     name: str
@@ -57,9 +90,19 @@ class Task:
     classes: tuple[str, ...] = ()
     read: Callable[[pd.DataFrame], pd.Series] | None = None
     boolean: bool = False
+    level: str = "material"
+    observed_classes: bool = False
 
     def labels(self, materials: pd.DataFrame) -> pd.Series:
-        """Labels of every material: class names (str) or floats; None/NaN when absent."""
+        """Labels of every material: class names (str) or floats; None/NaN when absent.
+
+        Raises:
+            ConfigurationError: For an element-level task (its labels are per element).
+        """
+        if self.level != "material":
+            raise ConfigurationError(
+                f"task {self.name!r} has one label per element; use "
+                "specfusion_lib.properties.features.task_data")
         reader = self.read or _column(self.source_field)
         raw = reader(materials)
         if self.kind == "regression":
@@ -79,6 +122,7 @@ class Task:
         return bool(self.labels(materials).notna().any())
 
 
+#: The paper's eight material-level property targets (Fig. 2c–g), in figure order.
 TASKS: dict[str, Task] = {
     "has_band_gap": Task("has_band_gap", "classification", "Band gap present", "",
                          "band_gap", ("no gap", "gap"), _has_band_gap, boolean=True),
@@ -99,14 +143,17 @@ TASKS: dict[str, Task] = {
 CLASSIFICATION_TASKS = tuple(n for n, t in TASKS.items() if t.kind == "classification")
 REGRESSION_TASKS = tuple(n for n, t in TASKS.items() if t.kind == "regression")
 
+#: Every task the library trains: :data:`TASKS`, the crystal system from XANES (material
+#: level; classes: the observed systems in :data:`CRYSTAL_SYSTEMS` order) and the per-TM
+#: oxidation state and coordination number (element level; classes: the observed values).
+ALL_TASKS: dict[str, Task] = {
+    **TASKS,
+    "crystal_system": Task("crystal_system", "classification", "Crystal system", "",
+                           "crystal_system", CRYSTAL_SYSTEMS, observed_classes=True),
+    "oxidation_state": Task("oxidation_state", "classification", "TM oxidation state", "",
+                            "sites", level="element", observed_classes=True),
+    "coordination_number": Task("coordination_number", "classification",
+                                "TM coordination number", "", "sites", level="element",
+                                observed_classes=True),
+}
 
-def get_task(name: str) -> Task:
-    """Return the task called ``name``.
-
-    Raises:
-        ConfigurationError: For an unknown task.
-    """
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise ConfigurationError(f"unknown task {name!r}; choose one of {list(TASKS)}") from None

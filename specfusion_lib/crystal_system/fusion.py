@@ -7,11 +7,11 @@ long-range symmetry, which only the diffraction pattern encodes.
 Method (:func:`compare_modalities`), per seed of the profile:
 
 1. **Same materials**: those with a usable TM K-edge XANES
-   (:func:`specfusion_lib.properties.features.build_features`), a simulated pattern and a crystal-system
-   label.
+   (:func:`specfusion_lib.properties.features.build_features`), a simulated pattern and a
+   crystal-system label.
 2. **XANES only**: SpecFusionNet with the ``crystal_system`` task
-   (:func:`specfusion_lib.properties.train.train_task`, SI §S1.1 protocol, 70/15/15 split seeded with the
-   seed; checkpoint ``crystal_system-fig-s21-seed<N>.pt``). Its split (material ids) is the
+   (:func:`specfusion_lib.properties.train.train_task`, SI §S1.1 protocol, 70/15/15 split seeded
+   with the seed; checkpoint ``crystal_system-fig-s21-seed<N>.pt``). Its split (material ids) is the
    split of the two other models.
 3. **PXRD only**: the CNN-Transformer
    (:func:`specfusion_lib.crystal_system.training.train_crystal_system_model`) on the same training,
@@ -38,48 +38,48 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 
 from specfusion_lib.core.errors import ConfigurationError
+from specfusion_lib.core.paper import FIG_S21_ACCURACY
 from specfusion_lib.core.profiles import Profile, get_profile
 from specfusion_lib.crystal_system.patterns import TRAINING_CONDITIONS
 from specfusion_lib.crystal_system.training import (
     _STREAM_TEST,
     _STREAM_TRAIN,
     _STREAM_VAL,
+    CPU_THREADS,
     CrystalSystemData,
-    _logits,
     _test_frame,
     _training_meta,
     crystal_system_data,
-    fit_classifier,
     train_crystal_system_model,
     training_rows,
 )
 from specfusion_lib.data.structure_labels import CRYSTAL_SYSTEMS
 from specfusion_lib.models.pxrd_net import FusedCrystalSystemNet
 from specfusion_lib.properties.features import FeatureSet, TaskNotAvailableError, build_features
-from specfusion_lib.properties.runs import PaperValue
-from specfusion_lib.properties.train import (
-    _profile_meta,
-    _resolve_device,
-    _snapshot_metadata,
-    baseline_metrics,
-    classification_metrics,
-    fit_descriptor_normalization,
+from specfusion_lib.properties.train import fit_descriptor_normalization, train_task
+from specfusion_lib.training.checkpoints import (
+    checkpoint_file,
     load_matching_checkpoint,
-    register_model,
+    profile_metadata,
     save_checkpoint,
-    train_task,
+    snapshot_metadata,
 )
+from specfusion_lib.training.loop import batched_logits, fit_classifier, resolve_device
+from specfusion_lib.training.metrics import baseline_metrics, metrics_from_table
+from specfusion_lib.training.splits import split_ids
+
+if TYPE_CHECKING:
+    from specfusion_lib.data.snapshot import Snapshot
 
 __all__ = [
     "MODALITIES",
-    "PAPER_VALUES",
     "S21_TAG",
     "ModalityComparison",
     "ModalityRun",
@@ -87,19 +87,11 @@ __all__ = [
     "train_fused_model",
 ]
 
-register_model(FusedCrystalSystemNet)
 
 #: The three inputs, in the order of SI Fig. S21.
 MODALITIES: tuple[str, ...] = ("XANES only", "PXRD only", "XANES + PXRD")
 #: Checkpoint tag of the models of this comparison.
 S21_TAG = "fig-s21"
-_SOURCE = "main text, discussion of SI Fig. S21"
-#: The paper's crystal-system accuracies per input.
-PAPER_VALUES: dict[str, PaperValue] = {
-    "XANES only": PaperValue("0.48", 0.48, _SOURCE),
-    "PXRD only": PaperValue("0.81", 0.81, _SOURCE),
-    "XANES + PXRD": PaperValue("0.66", 0.66, _SOURCE),
-}
 
 
 @dataclass
@@ -157,7 +149,7 @@ class ModalityComparison:
             acc = np.array([r.metrics["accuracy"] for r in runs], dtype=float)
             f1 = np.array([r.metrics["f1_macro"] for r in runs], dtype=float)
             maj = np.array([r.baseline["accuracy"] for r in runs], dtype=float)
-            pv = PAPER_VALUES[modality]
+            pv = FIG_S21_ACCURACY[modality]
             rows.append({
                 "modality": modality,
                 "accuracy": float(acc.mean()) if acc.size else math.nan,
@@ -191,7 +183,7 @@ def _xanes_tensors(features: FeatureSet) -> list[torch.Tensor]:
 
 
 def train_fused_model(
-    snapshot: Any,
+    snapshot: Snapshot,
     profile: Profile,
     seed: int,
     data: CrystalSystemData,
@@ -227,17 +219,15 @@ def train_fused_model(
         raise ConfigurationError("patterns and XANES inputs must hold the same materials in "
                                  "the same order")
     train_idx, val_idx, test_idx = (np.asarray(s, dtype=np.int64) for s in split)
-    ids = data.material_ids
-    split_ids = {name: [ids[i] for i in part]
-                 for name, part in zip(("train", "val", "test"), (train_idx, val_idx, test_idx),
-                                       strict=True)}
+    part_ids = split_ids(data.material_ids, (train_idx, val_idx, test_idx))
     torch.manual_seed(int(seed))
     model = FusedCrystalSystemNet(
         n_classes=len(CRYSTAL_SYSTEMS), pxrd={"n_points": int(data.grid.size)},
         xanes={"n_descriptors": features.n_descriptors, "n_points": features.n_points})
     epochs = int(profile.max_epochs)
     path = (None if checkpoint_dir is None else
-            Path(checkpoint_dir) / f"pxrd-xanes-crystal-system-{S21_TAG}-seed{int(seed)}.pt")
+            checkpoint_file(checkpoint_dir, "pxrd-xanes-crystal-system", S21_TAG,
+                            f"seed{int(seed)}"))
     xanes = _xanes_tensors(features)
     val_patterns = data.measured_patterns(val_idx, seed, _STREAM_VAL)
     test_patterns = data.measured_patterns(test_idx, seed, _STREAM_TEST)
@@ -247,11 +237,11 @@ def train_fused_model(
         return [torch.from_numpy(patterns), *(t[rows] for t in xanes)]
 
     found = None if path is None or not resume else load_matching_checkpoint(path, snapshot, {
-        "seed": int(seed), "split": split_ids, "profile": _profile_meta(profile, epochs),
+        "seed": int(seed), "split": part_ids, "profile": profile_metadata(profile, epochs),
         "hparams": model.hparams, "training_patterns": _training_meta(train_idx, profile)})
     if found is not None:
         loaded, meta = found
-        out = _logits(loaded, inputs(test_patterns, test_idx), torch.device("cpu"))
+        out = batched_logits(loaded, inputs(test_patterns, test_idx), torch.device("cpu"))
         frame = _test_frame(data, test_idx, torch.softmax(out, 1).numpy())
         return ModalityRun("XANES + PXRD", int(seed), meta["metrics"], meta["baseline"],
                            frame, len(train_idx), len(val_idx), meta["epochs_run"], path, True)
@@ -265,15 +255,15 @@ def train_fused_model(
         rng = np.random.default_rng([int(seed), _STREAM_TRAIN, epoch])
         return inputs(data.sticks.render(rows, rng, TRAINING_CONDITIONS), rows)
 
-    dev = _resolve_device(device, profile)
+    dev = resolve_device(device, profile)
     fit = fit_classifier(model, epoch_inputs, torch.as_tensor(data.y[rows]),
                          inputs(val_patterns, val_idx), torch.as_tensor(data.y[val_idx]),
-                         profile, int(seed), max_epochs=epochs, device=dev, progress=progress,
+                         profile, int(seed), max_epochs=epochs, device=dev,
+                         threads=CPU_THREADS, progress=progress,
                          desc=f"XANES+PXRD seed {seed}")
-    out = _logits(model, inputs(test_patterns, test_idx), dev)
+    out = batched_logits(model, inputs(test_patterns, test_idx), dev)
     frame = _test_frame(data, test_idx, torch.softmax(out, 1).numpy())
-    metrics = classification_metrics(frame["y_true"].to_numpy(dtype=str),
-                                     frame["y_pred"].to_numpy(dtype=str))
+    metrics = metrics_from_table("classification", frame)
     baseline = baseline_metrics("classification", data.y[train_idx], data.y[test_idx])
     model = model.cpu().eval()
     if path is not None:
@@ -281,20 +271,20 @@ def train_fused_model(
             "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "task": {"name": "crystal_system", "kind": "classification", "level": "material",
                      "unit": "", "class_names": list(CRYSTAL_SYSTEMS), "input": "xanes+pxrd"},
-            "seed": int(seed), "profile": _profile_meta(profile, epochs), "split": split_ids,
+            "seed": int(seed), "profile": profile_metadata(profile, epochs), "split": part_ids,
             "training_patterns": _training_meta(train_idx, profile),
             "normalization": {"descriptor_names": list(features.descriptor_names),
                               "descriptor_mean": mean, "descriptor_std": std},
             "metrics": metrics, "baseline": baseline, "history": fit.history,
             "best_epoch": fit.best_epoch, "epochs_run": len(fit.history),
             "samples_per_second": fit.samples_per_second,
-            "snapshot": _snapshot_metadata(snapshot)})
+            "snapshot": snapshot_metadata(snapshot)})
     return ModalityRun("XANES + PXRD", int(seed), metrics, baseline, frame, len(train_idx),
                        len(val_idx), len(fit.history), path, False)
 
 
 def compare_modalities(
-    snapshot: Any,
+    snapshot: Snapshot,
     profile: Profile | str = "quick",
     *,
     seeds: Sequence[int] | None = None,

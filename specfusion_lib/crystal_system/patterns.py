@@ -45,12 +45,14 @@ import concurrent.futures as cf
 import hashlib
 import io
 import json
+import logging
 import multiprocessing
 import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pymatgen.core import Structure
@@ -62,6 +64,11 @@ from specfusion_lib.core.atomic import atomic_write
 from specfusion_lib.core.errors import ConfigurationError, SnapshotError
 from specfusion_lib.data.structure_labels import normalize_crystal_system
 from specfusion_lib.spectra import pxrd
+
+if TYPE_CHECKING:
+    from specfusion_lib.data.snapshot import Snapshot
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "KERNEL_HALF_WIDTH_DEG",
@@ -369,7 +376,7 @@ def _settings_key(wavelength: str | float, two_theta_range: tuple[float, float],
 
 
 def simulate_sticks(
-    snapshot: Any,
+    snapshot: Snapshot,
     *,
     material_ids: Iterable[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -414,8 +421,12 @@ def simulate_sticks(
     if path is not None and path.is_file():
         try:
             sticks = StickPatterns._from_npz(path)
-        except (OSError, ValueError, KeyError, SnapshotError):
+        except (OSError, ValueError, KeyError, SnapshotError) as exc:
+            logger.warning("PXRD stick cache %s unreadable (%s); simulating again", path, exc)
             sticks = None  # unreadable cache: simulate again and overwrite
+        else:
+            logger.info("PXRD sticks: %d structure(s) from cache %s (%d skipped when "
+                        "simulated)", len(sticks), path, len(sticks.skipped))
     materials = snapshot.materials
     if material_ids is not None:
         wanted = list(material_ids)
@@ -425,11 +436,19 @@ def simulate_sticks(
         if path is None:  # nothing to cache: simulate only these
             materials = materials[materials["material_id"].isin(set(wanted))]
     if sticks is None:
+        t0 = time.perf_counter()
         sticks = _simulate_all(materials, sid, wavelength, two_theta_range, step, progress,
                                workers)
+        logger.info("PXRD sticks: %d of %d structure(s) simulated in %.1f s, %d skipped",
+                    len(sticks), len(materials), time.perf_counter() - t0, len(sticks.skipped))
+        if sticks.skipped:
+            shown = "; ".join(f"{mid}: {why}" for mid, why in list(sticks.skipped.items())[:3])
+            logger.warning("PXRD sticks: %d structure(s) skipped (%s%s)", len(sticks.skipped),
+                           shown, " ..." if len(sticks.skipped) > 3 else "")
         if path is not None:
             data = sticks._to_npz()
             atomic_write(path, lambda handle: handle.write(data))
+            logger.info("wrote PXRD stick cache %s", path)
     if material_ids is None:
         return sticks
     have = set(sticks.material_ids)

@@ -2,9 +2,10 @@
 
 Behind notebook 07 (main text Fig. 4c,d; SI Fig. S18–S20):
 
-* :data:`PAPER_VALUES`: the numbers the paper states (main text, Fig. 4d and the discussion of
-  Fig. S20): overall accuracy 0.81; cubic and hexagonal above 0.90; orthorhombic, monoclinic
-  and triclinic 0.70–0.78. No per-class number is given for tetragonal and trigonal.
+* :data:`~specfusion_lib.core.paper.FIG4D_ACCURACY`: the numbers the paper states (main text,
+  Fig. 4d and the discussion of Fig. S20): overall accuracy, cubic and hexagonal,
+  orthorhombic, monoclinic and triclinic. No per-class number is given for tetragonal and
+  trigonal.
 * :func:`random_forest_baseline`: what a network earns over a simple model. The pattern is
   reduced to the maximum intensity in 0.2° bins (:class:`PatternBinner`, 351 features on
   10–80°) and classified by a random forest (scikit-learn), trained on the *same* training
@@ -31,6 +32,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 
 from specfusion_lib.core.errors import ConfigurationError
+from specfusion_lib.core.paper import FIG4D_ACCURACY
 from specfusion_lib.crystal_system.patterns import MEASUREMENT_CONDITIONS, TRAINING_CONDITIONS
 from specfusion_lib.crystal_system.training import (
     _STREAM_BASELINE,
@@ -41,13 +43,11 @@ from specfusion_lib.crystal_system.training import (
     per_class_table,
 )
 from specfusion_lib.data.structure_labels import CRYSTAL_SYSTEMS
-from specfusion_lib.properties.runs import PaperValue
-from specfusion_lib.properties.train import classification_metrics
 from specfusion_lib.spectra import pxrd
+from specfusion_lib.training.metrics import classification_metrics
 
 __all__ = [
     "NOISE_LEVELS",
-    "PAPER_VALUES",
     "BaselineResult",
     "PatternBinner",
     "PreprocessingExample",
@@ -62,18 +62,6 @@ __all__ = [
 #: Noise σ of the robustness curve (fraction of the strongest peak).
 NOISE_LEVELS: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)
 
-_FIG4D = "main text, Fig. 4d"
-_LOW = "main text, Fig. 4d and S20 (orthorhombic, monoclinic, triclinic: 0.70–0.78)"
-
-#: The paper's accuracies of the PXRD classifier ("overall" and per crystal system).
-PAPER_VALUES: dict[str, PaperValue] = {
-    "overall": PaperValue("0.81", 0.81, _FIG4D),
-    "cubic": PaperValue("> 0.90", 0.90, _FIG4D, "lower"),
-    "hexagonal": PaperValue("> 0.90", 0.90, _FIG4D, "lower"),
-    "orthorhombic": PaperValue("0.70–0.78", 0.74, _LOW),
-    "monoclinic": PaperValue("0.70–0.78", 0.74, _LOW),
-    "triclinic": PaperValue("0.70–0.78", 0.74, _LOW),
-}
 
 
 class PatternBinner(TransformerMixin, BaseEstimator):
@@ -240,7 +228,7 @@ def metrics_table(runs: Sequence[CrystalSystemRun],
     rf_overall = _mean_std([baselines[r.seed].metrics["accuracy"] for r in runs
                             if baselines and r.seed in baselines])
     majority = _mean_std([r.baseline["accuracy"] for r in runs])
-    paper = PAPER_VALUES["overall"]
+    paper = FIG4D_ACCURACY["overall"]
     rows.append({"crystal_system": "overall",
                  "n_train": sum(len(r.split["train"]) for r in runs),
                  "n_test": sum(len(r.split["test"]) for r in runs),
@@ -253,7 +241,7 @@ def metrics_table(runs: Sequence[CrystalSystemRun],
     for k, c in enumerate(CRYSTAL_SYSTEMS):
         acc = _mean_std([t.loc[k, "accuracy"] for t in tables])
         rf = _mean_std([t.loc[k, "accuracy"] for t in rf_tables])
-        pv = PAPER_VALUES.get(c)
+        pv = FIG4D_ACCURACY.get(c)
         rows.append({"crystal_system": c,
                      "n_train": int(sum(t.loc[k, "n_train"] for t in tables)),
                      "n_test": int(sum(t.loc[k, "n_test"] for t in tables)),

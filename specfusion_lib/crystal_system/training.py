@@ -2,7 +2,8 @@
 
 The PXRD branch of the paper (main text Fig. 4c,d; SI Fig. S18–S20): a CNN-Transformer
 (:class:`~specfusion_lib.models.pxrd_net.PXRDCrystalSystemNet`) classifies simulated
-powder patterns into the seven crystal systems (:data:`~specfusion_lib.data.structure_labels.CRYSTAL_SYSTEMS`).
+powder patterns into the seven crystal systems
+(:data:`~specfusion_lib.data.structure_labels.CRYSTAL_SYSTEMS`).
 
 Data (:func:`crystal_system_data`)
     Every material of the snapshot with a structure and a ``crystal_system`` label (spglib,
@@ -14,28 +15,28 @@ Data (:func:`crystal_system_data`)
     outputs.
 
 Protocol (:func:`train_crystal_system_model`, SI §S1.1 as for SpecFusionNet)
-    70 / 15 / 15 % split by material (:func:`~specfusion_lib.training.splits.split_indices`, seeded with
-    the training seed); Adam with the profile's learning rate and batch size; cross-entropy;
+    70 / 15 / 15 % split by material (:func:`~specfusion_lib.training.splits.split_indices`, seeded
+    with the training seed); Adam with the profile's learning rate and batch size; cross-entropy;
     early stopping on the validation loss with the profile's patience and epoch cap, best
     weights restored. Training patterns are rendered anew every epoch from a generator seeded
     with ``(seed, epoch)`` under
-    :data:`~specfusion_lib.crystal_system.patterns.TRAINING_CONDITIONS` (random peak widths, per-peak
-    intensities, zero shift, texture, background and noise), so the network never memorises
+    :data:`~specfusion_lib.crystal_system.patterns.TRAINING_CONDITIONS` (random peak widths,
+    per-peak intensities, zero shift, texture, background and noise), so the network never memorises
     one noisy copy. When the training part holds fewer patterns than the profile's
     ``min_patterns_per_epoch``, every epoch renders :func:`epoch_copies` independently augmented
     copies of each training pattern: with a few hundred materials one pass is only a handful of
     optimiser steps, and early stopping would otherwise give up before the network has left its
     initial plateau (seen in SI Fig. S21's PXRD-only model on 225 materials: best epoch 2, every
     test pattern called cubic). Validation and test patterns are rendered once with fixed
-    seeds under :data:`~specfusion_lib.crystal_system.patterns.MEASUREMENT_CONDITIONS` (the simulator's default
-    widths, 2 % noise). Metrics on the test part: accuracy, macro-F1 and the majority-class
-    baseline of the training part.
+    seeds under :data:`~specfusion_lib.crystal_system.patterns.MEASUREMENT_CONDITIONS` (the
+    simulator's default widths, 2 % noise). Metrics on the test part: accuracy, macro-F1 and the
+    majority-class baseline of the training part.
 
 Checkpoints
     ``<checkpoint_dir>/pxrd-crystal-system[-<tag>]-seed<N>.pt`` (+ ``.json``) through
-    :func:`~specfusion_lib.training.checkpoints.save_checkpoint`; the metadata holds the snapshot id and file
-    checksums, the split, the grid and wavelength, the augmentation settings, the metrics and
-    the training history. A finished checkpoint matching the snapshot, profile, seed and
+    :func:`~specfusion_lib.training.checkpoints.save_checkpoint`; the metadata holds the snapshot id
+    and file checksums, the split, the grid and wavelength, the augmentation settings, the metrics
+    and the training history. A finished checkpoint matching the snapshot, profile, seed and
     hyper-parameters is loaded instead of retrained. The file names do not match the
     ``<task>-seed<N>.pt`` pattern of :class:`specfusion_lib.properties.predict.Predictor`, so XANES
     predictions never load a PXRD model by mistake.
@@ -60,7 +61,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -100,6 +101,9 @@ from specfusion_lib.training.metrics import (
     prediction_table,
 )
 from specfusion_lib.training.splits import capped_rows, resolve_split, split_ids
+
+if TYPE_CHECKING:
+    from specfusion_lib.data.snapshot import Snapshot
 
 __all__ = [
     "CHECKPOINT_STEM",
@@ -191,7 +195,7 @@ class CrystalSystemData:
 
 
 def crystal_system_data(
-    snapshot: Any,
+    snapshot: Snapshot,
     profile: Profile | str | None = None,
     *,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -205,7 +209,8 @@ def crystal_system_data(
         snapshot: A loaded snapshot.
         profile: Applies the profile's ``max_pxrd_materials`` cap (seeded subset); ``None``:
             no cap.
-        cache_dir: Stick cache folder (see :func:`~specfusion_lib.crystal_system.patterns.simulate_sticks`).
+        cache_dir: Stick cache folder (see
+            :func:`~specfusion_lib.crystal_system.patterns.simulate_sticks`).
         material_ids: Only these materials, in this order (no cap applied).
         keep_ids: Materials that stay in a capped subset (e.g. compounds that must be held
             out for a benchmark); the rest of the cap is a seeded draw from the others.
@@ -395,7 +400,7 @@ def _pxrdprofile_metadata(prof: Profile, epochs: int) -> dict[str, Any]:
     return {**profile_metadata(prof, epochs), "max_pxrd_materials": prof.max_pxrd_materials}
 
 
-def _maybe_resume(path: Path, snapshot: Any, data: CrystalSystemData, prof: Profile,
+def _maybe_resume(path: Path, snapshot: Snapshot, data: CrystalSystemData, prof: Profile,
                   seed: int, epochs: int, hparams: Mapping[str, Any],
                   part_ids: Mapping[str, list[str]], parts: tuple[np.ndarray, ...]
                   ) -> CrystalSystemRun | None:
@@ -418,7 +423,7 @@ def _maybe_resume(path: Path, snapshot: Any, data: CrystalSystemData, prof: Prof
 
 
 def train_crystal_system_model(
-    snapshot: Any,
+    snapshot: Snapshot,
     profile: Profile | str = "quick",
     *,
     seed: int = 0,
@@ -540,7 +545,7 @@ def train_crystal_system_model(
 
 
 def train_crystal_system_seeds(
-    snapshot: Any,
+    snapshot: Snapshot,
     profile: Profile | str = "quick",
     *,
     seeds: Sequence[int] | None = None,
@@ -692,8 +697,8 @@ class CrystalSystemPredictor:
 
         Returns:
             One row per pattern (input order, RangeIndex), one column per crystal system in
-            the order of :data:`~specfusion_lib.data.structure_labels.CRYSTAL_SYSTEMS`; rows sum to 1 (the
-            mean over the loaded seeds).
+            the order of :data:`~specfusion_lib.data.structure_labels.CRYSTAL_SYSTEMS`; rows sum to
+            1 (the mean over the loaded seeds).
         """
         probs = self.predict_array(self.prepare(patterns, wavelength=wavelength))
         return pd.DataFrame(probs, columns=list(CRYSTAL_SYSTEMS))

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,8 @@ from specfusion_lib.core.atomic import atomic_write_text
 from specfusion_lib.core.elements import is_transition_metal
 from specfusion_lib.core.errors import SnapshotError, SpecfusionError
 from specfusion_lib.data.snapshot import MaterialRecord, SpectrumRecord, write_snapshot
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["ALL_ELEMENT_COUNT", "DEFAULT_BUILD_DIR", "DEFAULT_OUT", "XANES_COUNT",
            "build_demo_snapshot", "plan_demo_spectra", "select_all_element_subset",
@@ -234,6 +238,7 @@ def build_demo_snapshot(out: str | os.PathLike[str] = DEFAULT_OUT, *,
     from specfusion_lib.simulate.runner import assemble_spectra, plan_jobs, run_jobs
     from specfusion_lib.simulate.surrogate_labels import MODEL_LABEL_SOURCES, predict_model_labels
 
+    t0 = time.perf_counter()
     build = Path(build_dir)
     entries = load_pool(build / "pool")
     if max_materials is not None:
@@ -247,6 +252,9 @@ def build_demo_snapshot(out: str | os.PathLike[str] = DEFAULT_OUT, *,
     subset = _frozen_subset(entries, all_element_count, build)
     xanes_ids = _frozen_xanes_subset(entries, xanes_count, subset, build)
     plan = plan_demo_spectra(entries, all_element_ids=subset, xanes_ids=xanes_ids)
+    logger.info("demo build in %s: %d pool structures, all-element subset %d, XANES subset %d, "
+                "%d K-edge spectra planned", build, len(entries), len(subset), len(xanes_ids),
+                sum(len(v) for v in plan.values()))
     jobs = plan_jobs(structures, plan, edge="K", preset="fast", progress=progress)
     cache = SpectrumCache(build / "feff")
     report = None
@@ -254,18 +262,28 @@ def build_demo_snapshot(out: str | os.PathLike[str] = DEFAULT_OUT, *,
         report = run_jobs(jobs, cache, executor=executor, workers=workers,
                           scheduler_address=scheduler_address, progress=progress,
                           simulate=simulate_fn)
+    else:
+        logger.info("assemble only: FEFF is not run, spectra come from the cache %s",
+                    cache.root)
     assembled = assemble_spectra(jobs, cache, warn=False)
+    if assembled.incomplete:
+        logger.warning("%d planned spectra are incomplete (missing or failed FEFF sites) and "
+                       "left out of the snapshot", len(assembled.incomplete))
 
     model_labels = predict_model_labels([e.structure for e in entries],
                                         magmoms=[e.magmoms for e in entries],
                                         progress=progress)
     materials, failed_labels = [], {}
+    label_hits = 0
     for entry, predicted in zip(tqdm(entries, desc="structure labels", disable=not progress),
                                 model_labels, strict=True):
+        label_hits += (build / "labels" / f"{entry.key}.json").is_file()
         try:
             exact = _structure_labels(entry, build / "labels")
         except SpecfusionError as exc:
             failed_labels[entry.candidate_id] = str(exc)
+            logger.warning("structure labels of %s failed, left empty: %s",
+                           entry.candidate_id, exc)
             exact = {"crystal_system": None, "density": float(entry.structure.density),
                      "sites": None}
         labels = {"crystal_system": exact["crystal_system"], "density": exact["density"],
@@ -275,8 +293,10 @@ def build_demo_snapshot(out: str | os.PathLike[str] = DEFAULT_OUT, *,
     spectra = [SpectrumRecord(mid, element, edge, result.energy, result.mu,
                               source="feff10:fast")
                for (mid, element, edge), result in sorted(assembled.items())]
+    logger.info("structure labels: %d of %d from cache, %d failed", label_hits, len(entries),
+                len(failed_labels))
     wanted = sum(len(v) for v in plan.values())
-    return write_snapshot(
+    path = write_snapshot(
         out, materials, spectra, source="demo", overwrite=True,
         description=(
             "Embedded demo snapshot built by specfusion: structures shipped in PyPI packages "
@@ -307,3 +327,6 @@ def build_demo_snapshot(out: str | os.PathLike[str] = DEFAULT_OUT, *,
             },
         },
     )
+    logger.info("wrote demo snapshot %s: %d materials, %d of %d planned spectra (%.1f s)",
+                path, len(materials), len(spectra), wanted, time.perf_counter() - t0)
+    return path

@@ -100,6 +100,7 @@ import datetime as _dt
 import gzip
 import hashlib
 import json
+import logging
 import math
 import os
 import random
@@ -122,6 +123,7 @@ from tqdm.auto import tqdm
 from specfusion_lib.core.atomic import atomic_write_bytes, atomic_write_text
 from specfusion_lib.core.elements import NOBLE_GASES, TRANSITION_METALS
 from specfusion_lib.core.errors import ChargeBalanceError, ConfigurationError, SimulationError
+from specfusion_lib.core.logs import configure_logging
 from specfusion_lib.simulate.relax import (
     Relaxer,
     RelaxOutcome,
@@ -129,6 +131,8 @@ from specfusion_lib.simulate.relax import (
     assess_relaxation,
     chgnet_relaxer,
 )
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ALLOWED_ELEMENTS",
@@ -216,15 +220,7 @@ class PoolSettings:
         per_prototype_cap: Maximum number of candidates taken from one prototype.
         max_candidates: Maximum size of the candidate list (named compounds included).
         seed: Seed of the shuffle that breaks ties inside a prototype's candidate list.
-        fmax: Force convergence criterion of the relaxation, eV/Å.
-        max_steps: Maximum number of optimiser steps.
-        relax_cell: Relax the cell as well as the positions.
-        threads: Torch CPU threads of the CHGNet relaxation.
-        max_volume_change: Maximum relative volume change during the relaxation.
-        min_distance: Minimum interatomic distance after the relaxation, Å.
-        min_distance_ratio: Minimum ratio of an interatomic distance to the sum of the two
-            atomic radii.
-        density_range: Allowed density after the relaxation, g/cm³.
+        relax: CHGNet relaxation settings and the physical-check thresholds.
     """
 
     probability_threshold: float = 1e-3
@@ -237,14 +233,7 @@ class PoolSettings:
     per_prototype_cap: int = 80
     max_candidates: int = 3000
     seed: int = 0
-    fmax: float = 0.1
-    max_steps: int = 300
-    relax_cell: bool = True
-    threads: int = 1
-    max_volume_change: float = 0.30
-    min_distance: float = 0.7
-    min_distance_ratio: float = 0.5
-    density_range: tuple[float, float] = (1.0, 25.0)
+    relax: RelaxSettings = RelaxSettings()
 
     def candidate_fingerprint(self) -> str:
         """SHA-256 of the settings that define the candidate list."""
@@ -254,22 +243,14 @@ class PoolSettings:
         return _sha256_json({k: getattr(self, k) for k in keys}
                             | {"schema": SCHEMA_VERSION, "rules": RULES_VERSION})
 
-    def relax_settings(self) -> RelaxSettings:
-        """The relaxation and physical-check part of these settings."""
-        return RelaxSettings(fmax=self.fmax, max_steps=self.max_steps,
-                             relax_cell=self.relax_cell, threads=self.threads,
-                             max_volume_change=self.max_volume_change,
-                             min_distance=self.min_distance,
-                             min_distance_ratio=self.min_distance_ratio,
-                             density_range=self.density_range)
-
     def relax_fingerprint(self) -> dict[str, Any]:
         """Settings and software that determine a relaxation's result (part of its cache key).
 
         The physical-check thresholds are deliberately not part of it: they are re-applied
         when the pool is loaded.
         """
-        return {"fmax": self.fmax, "max_steps": self.max_steps, "relax_cell": self.relax_cell,
+        r = self.relax
+        return {"fmax": r.fmax, "max_steps": r.max_steps, "relax_cell": r.relax_cell,
                 "optimizer": "FIRE", "filter": "FrechetCellFilter",
                 "chgnet": _version("chgnet"), "schema": SCHEMA_VERSION}
 
@@ -1295,10 +1276,10 @@ def _relax_one(c: Candidate, relaxer: Relaxer, settings: PoolSettings) -> dict[s
         return rec
     final = _undecorated(outcome.structure)
     epa = outcome.energy / len(final)
-    reason, metrics = assess_relaxation(c.structure, final, epa, settings.relax_settings())
+    reason, metrics = assess_relaxation(c.structure, final, epa, settings.relax)
     if not outcome.converged:
         reason = (f"not_converged: {outcome.n_steps} steps, max force "
-                  f"{outcome.max_force:.3f} eV/Å > fmax {settings.fmax}")
+                  f"{outcome.max_force:.3f} eV/Å > fmax {settings.relax.fmax}")
     rec |= {
         "status": "ok" if reason is None else "failed", "reason": reason,
         "converged": outcome.converged, "n_steps": outcome.n_steps,
@@ -1348,6 +1329,8 @@ def relax_candidates(candidates: Sequence[Candidate], cache_dir: str | os.PathLi
             report.cached += 1
         else:
             todo.append(c)
+    logger.info("relaxation pool %s: %d of %d candidates from cache, %d to relax", root,
+                report.cached, report.total, len(todo))
     stop = {"flag": False}
 
     def _handler(signum: int, frame: Any) -> None:  # noqa: ARG001
@@ -1369,9 +1352,11 @@ def relax_candidates(candidates: Sequence[Candidate], cache_dir: str | os.PathLi
                 report.stopped = "limit"
             if report.stopped:
                 report.remaining = len(todo) - n
+                logger.warning("relaxation stopped (%s) with %d candidate(s) left; rerun to "
+                               "continue", report.stopped, report.remaining)
                 break
             if relaxer is None:
-                relaxer = chgnet_relaxer(s.relax_settings())
+                relaxer = chgnet_relaxer(s.relax)
             rec = _relax_one(c, relaxer, s)
             atomic_write_text(_record_path(root, rec["key"]), json.dumps(rec))
             report.relaxed += 1
@@ -1380,6 +1365,8 @@ def relax_candidates(candidates: Sequence[Candidate], cache_dir: str | os.PathLi
                 report.ok += 1
             else:
                 report.failed += 1
+                logger.warning("relaxation of %s (%s) rejected: %s", c.candidate_id, c.formula,
+                               rec.get("reason"))
             bar.set_postfix(ok=report.ok, failed=report.failed,
                             s_per=f"{report.seconds_per_relaxation:.1f}")
             if index_every and report.relaxed % index_every == 0:
@@ -1389,6 +1376,9 @@ def relax_candidates(candidates: Sequence[Candidate], cache_dir: str | os.PathLi
         for sig, h in old_handlers.items():
             signal.signal(sig, h)
     write_index(root, candidates, s)
+    logger.info("relaxed %d candidate(s) in %.1f s (%d ok, %d failed), %d from cache, %d "
+                "remaining", report.relaxed, time.monotonic() - start, report.ok,
+                report.failed, report.cached, report.remaining)
     return report
 
 
@@ -1411,7 +1401,7 @@ def _evaluate(rec: dict[str, Any], settings: PoolSettings) -> str | None:
     reason, _ = assess_relaxation(Structure.from_dict(rec["initial_structure"]),
                                   Structure.from_dict(rec["final_structure"]),
                                   float(rec["energy_per_atom"]),
-                                  settings.relax_settings())
+                                  settings.relax)
     return reason
 
 
@@ -1436,6 +1426,7 @@ def load_pool(cache_dir: str | os.PathLike[str], settings: PoolSettings | None =
                              float(rec["energy_per_atom"]), rec.get("magmoms"), prov, metrics,
                              rec["key"]))
     out.sort(key=lambda e: e.candidate_id)
+    logger.info("loaded %d relaxed structures from %s", len(out), cache_dir)
     return out
 
 
@@ -1545,12 +1536,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="start no relaxation after this many minutes")
     parser.add_argument("--limit", type=int, default=None, help="relax at most N now")
     parser.add_argument("--max-candidates", type=int, default=PoolSettings.max_candidates)
-    parser.add_argument("--threads", type=int, default=PoolSettings.threads)
+    parser.add_argument("--threads", type=int, default=RelaxSettings.threads)
     parser.add_argument("--candidates-only", action="store_true",
                         help="build and save the candidate list, relax nothing")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--log-level", type=str.upper, default=None,
+                        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+                        help="level of the log messages on stderr (default: "
+                             "$SPECFUSION_LOG_LEVEL, else INFO)")
     args = parser.parse_args(argv)
-    settings = PoolSettings(max_candidates=args.max_candidates, threads=args.threads)
+    if args.log_level is None:
+        configure_logging("INFO")  # SPECFUSION_LOG_LEVEL, when set, wins
+    else:
+        configure_logging(args.log_level, env=False)
+    settings = PoolSettings(max_candidates=args.max_candidates,
+                            relax=RelaxSettings(threads=args.threads))
     out = Path(args.out)
     cpath = out / CANDIDATES_FILE
     candidates = load_candidates(cpath, settings)

@@ -36,8 +36,9 @@ What the reader handles (each finding is also computed from the data by
   (``"CN_6-CN_4"`` for Mn3O4, two sites) are parsed into numbers; the labels are kept as given.
 
 Every problem raises :class:`~specfusion_lib.core.errors.SpectrumFileError` (or
-:class:`~specfusion_lib.core.errors.WrongElementError` / :class:`~specfusion_lib.core.errors.SpectrumError`
-from the edge check) whose message names the file, the line and the record.
+:class:`~specfusion_lib.core.errors.WrongElementError` /
+:class:`~specfusion_lib.core.errors.SpectrumError` from the edge check) whose message names the
+file, the line and the record.
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
+import logging
 import math
 import os
 import re
@@ -76,12 +77,15 @@ from specfusion_lib.core.errors import (
     SnapshotError,
     SpecfusionError,
 )
+from specfusion_lib.core.tasks import CRYSTAL_SYSTEMS, TASKS
 from specfusion_lib.data.snapshot import (
     LABEL_FIELDS,
     MaterialRecord,
     SpectrumRecord,
     write_snapshot,
 )
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "API_KEY_HELP",
@@ -125,8 +129,8 @@ XAS_SPECTRUM_TYPE = "XANES"
 #: Provenance of the summary labels written to the manifest.
 MP_LABEL_SOURCE = "Materials Project summary (DFT)"
 #: Provenance of the per-site labels.
-SITE_LABEL_SOURCE = ("specfusion_lib.data.structure_labels on the MP structure: bond valence (pymatgen "
-                     "BVAnalyzer) oxidation states, CrystalNN coordination numbers")
+SITE_LABEL_SOURCE = ("specfusion_lib.data.structure_labels on the MP structure: bond valence "
+                     "(pymatgen BVAnalyzer) oxidation states, CrystalNN coordination numbers")
 #: Help shown when no API key is found.
 API_KEY_HELP = (
     "No Materials Project API key found. Get a free key at "
@@ -138,9 +142,7 @@ DEFAULT_CHUNK_SIZE = 500
 DEFAULT_BACKOFF_S = 2.0
 
 _CACHE_FORMAT = 1
-_CRYSTAL_SYSTEMS = frozenset({"triclinic", "monoclinic", "orthorhombic", "tetragonal",
-                              "trigonal", "hexagonal", "cubic"})
-_ORDERINGS = {"NM", "FM", "AFM", "FiM"}
+_ORDERINGS = frozenset(TASKS["ordering"].classes)
 # MPRestError messages that a retry cannot fix (the client folds HTTP errors into one type).
 _STATUS_RE = re.compile(r"status code (\d{3})")
 _PERMANENT_MARKERS = ("API key", "does not support the request", "unknown to",
@@ -306,7 +308,7 @@ def summary_doc_to_record(doc: Any) -> MaterialRecord:
     symmetry = _field(doc, "symmetry")
     system = None if symmetry is None else _field(symmetry, "crystal_system")
     system = None if system is None else str(_enum_value(system)).strip().lower()
-    labels["crystal_system"] = system if system in _CRYSTAL_SYSTEMS else None
+    labels["crystal_system"] = system if system in CRYSTAL_SYSTEMS else None
     return MaterialRecord(material_id=material_id, structure=structure, labels=labels)
 
 
@@ -417,6 +419,9 @@ def _with_retries(call: Callable[[], T], *, what: str, retries: int, backoff_s: 
                     f"Materials Project request for {what} failed after {retries + 1} "
                     f"attempt(s): {type(exc).__name__}: {exc}. Run again to resume; finished "
                     "work is kept.") from exc
+            logger.warning("Materials Project request for %s: %s: %s; retry %d of %d in %.0f s",
+                           what, type(exc).__name__, exc, attempt + 1, retries,
+                           backoff_s * 2**attempt)
             sleep(backoff_s * 2**attempt)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -535,6 +540,7 @@ def _list_material_ids(mpr: Any, selection: _Selection, cache_: _Cache, *, retri
     """Step 1: ids of the selected materials (cached per server query, then as a whole)."""
     cached = cache_.read_ids()
     if cached is not None:
+        logger.info("MP material ids: %d from the resume cache", len(cached))
         return cached
     search = mpr.materials.summary.search
     common: dict[str, Any] = {
@@ -569,6 +575,7 @@ def _list_material_ids(mpr: Any, selection: _Selection, cache_: _Cache, *, retri
     if selection.max_materials is not None:
         ids = ids[: selection.max_materials]
     cache_.write_ids(ids)
+    logger.info("MP material ids: %d selected (%d queries)", len(ids), len(queries))
     return ids
 
 
@@ -726,7 +733,8 @@ def fetch_mp_snapshot(
             ``client.materials.xas.search``); default a new ``mp_api.client.MPRester``.
         progress: Show tqdm progress bars.
         site_labels: Compute per absorbing-site oxidation states and coordination numbers
-            (:func:`specfusion_lib.data.structure_labels.structure_labels`) for the ``sites`` column.
+            (:func:`specfusion_lib.data.structure_labels.structure_labels`) for the ``sites``
+            column.
         overwrite: Replace an existing snapshot at ``out``.
 
     Returns:
@@ -758,6 +766,8 @@ def fetch_mp_snapshot(
     fingerprint["selection"]["elements_range"] = [lo, hi]
     root = Path(cache_dir) if cache_dir is not None else out.with_name(out.name + ".partial")
     cache_ = _Cache(root, fingerprint)
+    t0 = time.perf_counter()
+    logger.info("fetching Materials Project snapshot to %s (resume cache %s)", out, root)
 
     with _open_client(client, key, retries=retries, backoff_s=backoff_s) as mpr:
         version = getattr(mpr, "db_version", None)
@@ -775,12 +785,15 @@ def fetch_mp_snapshot(
                                  backoff_s=backoff_s, progress=progress)
         chunks = [ids[i:i + chunk_size] for i in range(0, len(ids), chunk_size)]
         todo = [i for i, chunk in enumerate(chunks) if cache_.read_chunk(i, chunk) is None]
+        logger.info("MP chunks: %d of %d from the resume cache, %d to download",
+                    len(chunks) - len(todo), len(chunks), len(todo))
         with tqdm(total=len(chunks), initial=len(chunks) - len(todo), desc="MP chunks",
                   unit="chunk", disable=not progress) as bar:
             for index in todo:
                 rows = _fetch_chunk(mpr, index, chunks[index], selection, retries=retries,
                                     backoff_s=backoff_s)
                 cache_.write_chunk(index, rows)
+                logger.debug("MP chunk %d: %s", index, rows[0]["counts"])
                 bar.update(1)
 
     materials: list[MaterialRecord] = []
@@ -842,4 +855,6 @@ def fetch_mp_snapshot(
     path = write_snapshot(out, materials, spectra, source="mp", description=description,
                           label_sources=label_sources, extra=extra, overwrite=overwrite)
     shutil.rmtree(root, ignore_errors=True)
+    logger.info("wrote Materials Project snapshot %s: %d materials, %d spectra (%.1f s)",
+                path, len(materials), len(spectra), time.perf_counter() - t0)
     return path

@@ -51,6 +51,7 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from specfusion_lib.core.elements import TRANSITION_METALS, normalize_symbol
 from specfusion_lib.core.errors import DisorderedStructureError
+from specfusion_lib.core.tasks import CRYSTAL_SYSTEMS
 
 __all__ = [
     "CRYSTAL_SYSTEMS",
@@ -70,16 +71,6 @@ __all__ = [
     "symmetry_labels",
 ]
 
-#: The seven crystal systems, in the order of increasing symmetry used by spglib/pymatgen.
-CRYSTAL_SYSTEMS: tuple[str, ...] = (
-    "triclinic",
-    "monoclinic",
-    "orthorhombic",
-    "tetragonal",
-    "trigonal",
-    "hexagonal",
-    "cubic",
-)
 #: Default symmetry tolerance in Å (the Materials Project's value).
 SYMPREC: float = 0.1
 

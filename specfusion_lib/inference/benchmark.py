@@ -2,7 +2,8 @@
 
 The paper reports a top-1 accuracy of the simultaneous (empirical formula, crystal system)
 prediction above 0.80 for binary to quinary compounds of its held-out theoretical test set
-(main text, Fig. 5b). Notebook 09 reproduces the measurement on the active snapshot:
+(main text, Fig. 5b; :data:`~specfusion_lib.core.paper.FIG5B_TOP1`). Notebook 09 reproduces the
+measurement on the active snapshot:
 
 1. **Held-out compounds** (:func:`held_out_compounds`): the test part of the per-TM oxidation
    state model (first seed). Their predicted TM oxidation states are that model's test
@@ -30,11 +31,12 @@ separates the cost of wrong predictions from the limits of the template search i
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -42,6 +44,7 @@ from tqdm.auto import tqdm
 
 from specfusion_lib.core.elements import TRANSITION_METALS
 from specfusion_lib.core.errors import SpecfusionError
+from specfusion_lib.core.paper import FIG5B_TOP1
 from specfusion_lib.data.structure_labels import CRYSTAL_SYSTEMS
 from specfusion_lib.inference.search import SearchSettings, infer_structure
 from specfusion_lib.inference.templates import TemplateDatabase
@@ -49,9 +52,13 @@ from specfusion_lib.properties.features import weighted_mode
 from specfusion_lib.spectra.pxrd import simulate_pattern
 from specfusion_lib.spectra.xanes import XANESSpectrum
 
+if TYPE_CHECKING:
+    from specfusion_lib.data.snapshot import Snapshot
+
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "N_ELEMENT_NAMES",
-    "PAPER_TOP1",
     "accuracy_by_nelements",
     "benchmark_crystal_probabilities",
     "crystal_system_split",
@@ -64,9 +71,6 @@ __all__ = [
     "wilson_interval",
 ]
 
-#: The paper's value: top-1 (formula, crystal system) accuracy, binary to quinary.
-PAPER_TOP1 = {"text": "> 0.80", "value": 0.80,
-              "source": "main text, Fig. 5b (held-out MP theoretical subset, 2–5 elements)"}
 #: Number of elements → name used in the figure.
 N_ELEMENT_NAMES = {1: "unary", 2: "binary", 3: "ternary", 4: "quaternary", 5: "quinary",
                    6: "senary"}
@@ -104,7 +108,7 @@ def _class_int(value: Any) -> int:
     return int(round(float(value)))
 
 
-def held_out_compounds(snapshot: Any, element_runs: Mapping[str, Any]) -> pd.DataFrame:
+def held_out_compounds(snapshot: Snapshot, element_runs: Mapping[str, Any]) -> pd.DataFrame:
     """The benchmark compounds and their predicted TM labels (module docstring, step 1).
 
     The compounds are the test part of the oxidation-state model (first seed). The two
@@ -189,7 +193,7 @@ def crystal_system_split(material_ids: Sequence[str], test_ids: Sequence[str], s
 
 
 def benchmark_crystal_probabilities(
-    snapshot: Any, profile: Any, compounds: pd.DataFrame, *, seed: int = 0,
+    snapshot: Snapshot, profile: Any, compounds: pd.DataFrame, *, seed: int = 0,
     checkpoint_dir: Any = None, cache_dir: Any = None, progress: bool = False,
 ) -> tuple[pd.DataFrame, Any, str]:
     """Crystal-system probabilities of the benchmark compounds from a PXRD classifier that
@@ -213,22 +217,26 @@ def benchmark_crystal_probabilities(
 
     empty = pd.DataFrame(columns=list(CRYSTAL_SYSTEMS), dtype=float)
     if compounds.empty:
+        logger.warning("benchmark PXRD classifier not trained: no held-out compound")
         return empty, None, "no held-out compound: the PXRD classifier was not trained"
     data = crystal_system_data(snapshot, profile, cache_dir=cache_dir, progress=progress,
                                keep_ids=list(compounds["material_id"]))
     split = crystal_system_split(data.material_ids, compounds["material_id"], seed)
     if len(split[2]) == 0:
+        logger.warning("benchmark PXRD classifier not trained: no held-out compound has a "
+                       "simulated pattern")
         return empty, None, "no held-out compound has a simulated pattern"
     try:
         run = train_crystal_system_model(snapshot, profile, seed=seed,
                                          checkpoint_dir=checkpoint_dir, progress=progress,
                                          data=data, split=split, tag="inference-benchmark")
     except ConfigurationError as exc:
+        logger.warning("benchmark PXRD classifier not trained: %s", exc)
         return empty, None, f"PXRD classifier not trained: {exc}"
     return probabilities_table(run.predictions), run, ""
 
 
-def snapshot_xanes(snapshot: Any, material_id: str, elements: Sequence[str] | None = None,
+def snapshot_xanes(snapshot: Snapshot, material_id: str, elements: Sequence[str] | None = None,
                    edge: str = "K") -> dict[str, XANESSpectrum]:
     """The snapshot's spectra of a material (element → spectrum), optionally some elements."""
     rows = snapshot.spectra_of(material_id, edge)
@@ -261,7 +269,7 @@ def _probabilities(row: pd.Series | Mapping[str, float]) -> dict[str, float]:
 
 
 def run_benchmark(
-    snapshot: Any,
+    snapshot: Snapshot,
     compounds: pd.DataFrame,
     crystal_probabilities: pd.DataFrame,
     database: TemplateDatabase | None = None,
@@ -292,6 +300,9 @@ def run_benchmark(
     s = settings or SearchSettings(n_screen=10, n_validate=0)
     db = database or TemplateDatabase.from_snapshot(snapshot)
     rows = []
+    start = time.perf_counter()
+    logger.info("structure inference benchmark: %d compound(s), %s inputs", len(compounds),
+                "true" if oracle else "predicted")
     for c in tqdm(list(compounds.itertuples()), desc="structure inference benchmark",
                   disable=not progress):
         t0 = time.perf_counter()
@@ -316,6 +327,8 @@ def run_benchmark(
                 pxrd=simulate_pattern(snapshot.structure(c.material_id)), settings=s)
         except SpecfusionError as exc:
             row["note"] = f"{type(exc).__name__}: {exc}"[:200]
+            logger.warning("benchmark: search for %s (%s) failed: %s", c.material_id,
+                           c.formula, row["note"])
         else:
             row["n_formulas"] = len(result.enumeration)
             row["n_templates"] = len(result.retrieval)
@@ -335,6 +348,8 @@ def run_benchmark(
                "system_probability", "labels_correct", "n_formulas", "n_templates",
                "top_formula", "top_system", "top_template", "top_level", "top_stage",
                "formula_correct", "system_correct", "correct", "seconds", "note"]
+    logger.info("structure inference benchmark done: %d of %d top-1 correct (%.1f s)",
+                sum(r["correct"] for r in rows), len(rows), time.perf_counter() - start)
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -364,14 +379,14 @@ def accuracy_by_nelements(results: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
                 "ci_low": lo, "ci_high": hi,
                 "formula_accuracy": float(g["formula_correct"].mean()) if n else math.nan,
                 "system_accuracy": float(g["system_correct"].mean()) if n else math.nan,
-                "paper_value": PAPER_TOP1["text"]})
+                "paper_value": FIG5B_TOP1.text})
     return pd.DataFrame(rows, columns=["variant", "nelements", "group", "n", "correct",
                                        "top1_accuracy", "ci_low", "ci_high",
                                        "formula_accuracy", "system_accuracy", "paper_value"])
 
 
 def validate_examples(
-    snapshot: Any,
+    snapshot: Snapshot,
     compounds: pd.DataFrame,
     crystal_probabilities: pd.DataFrame,
     database: TemplateDatabase | None = None,
@@ -404,6 +419,8 @@ def validate_examples(
         if len(chosen) >= n_compounds:
             break
     rows = []
+    start = time.perf_counter()
+    logger.info("full validation (CHGNet + FEFF) of %d compound(s)", len(chosen))
     for c, spectra in tqdm(chosen, desc="full validation", disable=not progress):
         t0 = time.perf_counter()
         row: dict[str, Any] = {"material_id": c.material_id, "formula": c.formula,
@@ -421,6 +438,8 @@ def validate_examples(
                 settings=s, relaxer=relaxer, xanes_simulator=xanes_simulator)
         except SpecfusionError as exc:
             row["note"] = f"{type(exc).__name__}: {exc}"[:200]
+            logger.warning("full validation of %s (%s) failed: %s", c.material_id, c.formula,
+                           row["note"])
         else:
             top = result.top
             row["n_validated"] = len(result.validation)
@@ -434,6 +453,8 @@ def validate_examples(
                                             and top["crystal_system"] == c.crystal_system)})
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
+    logger.info("full validation done: %d of %d correct (%.1f s)",
+                sum(r["correct"] for r in rows), len(rows), time.perf_counter() - start)
     return pd.DataFrame(rows, columns=["material_id", "formula", "nelements", "crystal_system",
                                        "top_formula", "top_system", "top_template", "correct",
                                        "r_pxrd", "xanes_similarity", "n_validated", "seconds",

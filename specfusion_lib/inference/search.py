@@ -35,6 +35,7 @@ Stages (each writes one table of :class:`SearchResult`):
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -75,6 +76,8 @@ from specfusion_lib.inference.templates import (
 )
 from specfusion_lib.spectra.pxrd import PXRDPattern
 from specfusion_lib.spectra.xanes import XANESSpectrum
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "SearchInputs",
@@ -326,6 +329,8 @@ def infer_structure(
              else {str(k): float(v) for k, v in crystal_system_probabilities.items()})
     inputs = SearchInputs(symbols, ox, cns, probs, pxrd, spectra)
     timings: dict[str, float] = {}
+    logger.debug("structure search for %s: PXRD %s, XANES of %s", "-".join(symbols),
+                "given" if pxrd is not None else "not given", ", ".join(spectra) or "none")
 
     t0 = time.perf_counter()
     enumeration = enumerate_formulas(symbols, ox, max_count=s.max_count)
@@ -333,6 +338,8 @@ def infer_structure(
     t0 = time.perf_counter()
     retrieval = retrieve_templates(enumeration, database, probs, cns, s.retrieval)
     timings["templates"] = time.perf_counter() - t0
+    logger.debug("structure search: %d formula(s), %d template match(es)",
+                len(enumeration.table), len(retrieval.table))
 
     n_build = max(s.n_screen if pxrd is not None else 0, s.n_validate)
     t0 = time.perf_counter()
@@ -369,6 +376,9 @@ def infer_structure(
     timings["validation"] = time.perf_counter() - t0
 
     ranking = _rank(retrieval, candidates, screen, validation)
+    logger.debug("structure search done: %d candidate(s) built, %d screened by PXRD, %d "
+                "validated (%.1f s)", len(candidates), len(screen), len(validation),
+                sum(timings.values()))
     return SearchResult(inputs, s, enumeration, retrieval, screen, validation, ranking,
                         candidates, structures, patterns, sim_spectra, timings)
 
@@ -394,6 +404,9 @@ def _validate(chosen: Sequence[str], candidates: Mapping[str, Candidate],
         cand = candidates[cid]
         if s.relax:
             final, relaxed, note = _relax(relaxer, cand)  # type: ignore[arg-type]
+            if not relaxed:
+                logger.warning("candidate %s (%s): %s; validated unrelaxed", cid, cand.formula,
+                               note)
         else:
             final, relaxed, note = cand.structure, False, "not relaxed (relax=False)"
         structures[cid] = final
@@ -432,6 +445,8 @@ def _validate(chosen: Sequence[str], candidates: Mapping[str, Candidate],
                 sim = sim_spectra.get((cid, el))
                 if sim is None:
                     notes.append(f"{el}: {failures.get((cid, el), 'no simulated spectrum')}")
+                    logger.warning("candidate %s: no simulated %s XANES (%s)", cid, el,
+                                   failures.get((cid, el), "no simulated spectrum"))
                     continue
                 try:
                     value = xanes_similarity(inputs.xanes[el], sim)
@@ -532,5 +547,7 @@ def write_candidates(result: SearchResult, out_dir: str | os.PathLike[str], *,
     atomic_write_text(out / "templates.csv", templates.to_csv(index=False))
     atomic_write_text(out / "screen.csv", result.screen.to_csv(index=False))
     atomic_write_text(out / "validation.csv", result.validation.to_csv(index=False))
-    return atomic_write_text(out / "summary.csv", ranking.to_csv(index=False))
+    summary = atomic_write_text(out / "summary.csv", ranking.to_csv(index=False))
+    logger.info("wrote %d candidate CIF file(s) and the search tables to %s", written, out)
+    return summary
 

@@ -64,7 +64,7 @@ import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -76,6 +76,9 @@ from specfusion_lib.data.structure_labels import CRYSTAL_SYSTEMS, crystal_system
 from specfusion_lib.inference.formulas import FormulaEnumeration, format_valences
 from specfusion_lib.inference.radii import shannon_radius
 from specfusion_lib.properties.features import weighted_mode
+
+if TYPE_CHECKING:
+    from specfusion_lib.data.snapshot import Snapshot
 
 __all__ = [
     "LEVELS",
@@ -222,7 +225,7 @@ class TemplateDatabase:
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def from_snapshot(cls, snapshot: Any) -> TemplateDatabase:
+    def from_snapshot(cls, snapshot: Snapshot) -> TemplateDatabase:
         """Every structure of a loaded snapshot (with its per-site labels)."""
         m = snapshot.materials
         formulas = m["formula"].astype(str)

@@ -7,9 +7,9 @@ and its powder pattern (simulated from the snapshot's structure). The prediction
 the trained models:
 
 * TM oxidation states and CNs, and any other property with a checkpoint, from
-  :class:`~specfusion_lib.properties.predict.Predictor` (notebooks 02 and 04). When the predictor refuses
-  the compound (an element its models never saw) the search runs without those predictions
-  (common oxidation states, no CN constraint) and the note says so.
+  :class:`~specfusion_lib.properties.predict.Predictor` (notebooks 02 and 04). When the
+  predictor refuses the compound (an element its models never saw) the search runs without
+  those predictions (common oxidation states, no CN constraint) and the note says so.
 * Crystal-system probabilities from the PXRD classifier
   (:class:`~specfusion_lib.crystal_system.training.CrystalSystemPredictor`, notebook 07).
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -34,6 +34,9 @@ from specfusion_lib.inference.search import SearchResult, SearchSettings, infer_
 from specfusion_lib.inference.templates import TemplateDatabase
 from specfusion_lib.spectra.pxrd import PXRDPattern, simulate_pattern
 from specfusion_lib.spectra.xanes import XANESSpectrum
+
+if TYPE_CHECKING:
+    from specfusion_lib.data.snapshot import Snapshot
 
 __all__ = ["CompoundChoice", "CompoundInference", "choose_compound", "examples_row",
            "infer_compound", "panel_entry", "predicted_inputs", "walkthrough_figures",
@@ -57,12 +60,12 @@ class CompoundChoice:
     note: str = ""
 
 
-def _usable(snapshot: Any, material_id: str, elements: Sequence[str]) -> bool:
+def _usable(snapshot: Snapshot, material_id: str, elements: Sequence[str]) -> bool:
     tms = [el for el in elements if el in TRANSITION_METALS]
     return bool(tms) and set(tms) <= set(snapshot_xanes(snapshot, material_id, tms))
 
 
-def choose_compound(snapshot: Any, formula: str, *, exclude: Sequence[str] = (),
+def choose_compound(snapshot: Snapshot, formula: str, *, exclude: Sequence[str] = (),
                     fallback: bool = True) -> CompoundChoice:
     """The snapshot material of ``formula`` whose TMs all have a spectrum, or a stand-in.
 
@@ -100,7 +103,7 @@ def choose_compound(snapshot: Any, formula: str, *, exclude: Sequence[str] = (),
 
 
 def predicted_inputs(
-    snapshot: Any, material_id: str, predictor: Any, crystal_predictor: Any,
+    snapshot: Snapshot, material_id: str, predictor: Any, crystal_predictor: Any,
     pattern: PXRDPattern, spectra: Mapping[str, XANESSpectrum],
 ) -> tuple[dict[str, int], dict[str, int], dict[str, float], pd.DataFrame, list[str]]:
     """The search inputs predicted from a compound's spectra, and its property table.
@@ -190,7 +193,7 @@ class CompoundInference:
 
 
 def infer_compound(
-    snapshot: Any, choice: CompoundChoice, database: TemplateDatabase, predictor: Any,
+    snapshot: Snapshot, choice: CompoundChoice, database: TemplateDatabase, predictor: Any,
     crystal_predictor: Any, *, settings: SearchSettings | None = None,
     remove_target: bool = False, relaxer: Any = None, xanes_simulator: Any = None,
 ) -> CompoundInference:
@@ -201,7 +204,8 @@ def infer_compound(
         choice: From :func:`choose_compound` (``material_id`` must be set).
         database: Template database.
         predictor: A :class:`~specfusion_lib.properties.predict.Predictor` (or None).
-        crystal_predictor: A :class:`~specfusion_lib.crystal_system.training.CrystalSystemPredictor`.
+        crystal_predictor: A
+            :class:`~specfusion_lib.crystal_system.training.CrystalSystemPredictor`.
         settings: Search settings.
         remove_target: Remove the compound's own entry (and its formula + system twins) from
             the templates, as in the benchmark of notebook 09.

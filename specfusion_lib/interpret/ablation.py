@@ -42,11 +42,13 @@ band-structure quantities; masking the TM fusion block or the non-TM branch lowe
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -64,6 +66,11 @@ from specfusion_lib.properties.features import (
     get_task_spec,
 )
 from specfusion_lib.properties.runs import NOT_AVAILABLE, run_tasks
+
+if TYPE_CHECKING:
+    from specfusion_lib.data.snapshot import Snapshot
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ABLATIONS",
@@ -281,7 +288,7 @@ def ablation_profile(profile: Profile) -> Profile:
 
 
 def run_ablation(
-    snapshot: Any,
+    snapshot: Snapshot,
     tasks: Sequence[str] | None = None,
     profile: Profile | str = "quick",
     *,
@@ -346,6 +353,10 @@ def run_ablation(
                  for task in tasks for s in seed_list]
     rows: list[dict[str, Any]] = []
     not_available: dict[str, str] = {}
+    t0 = time.perf_counter()
+    logger.info("ablation study (%s profile): %d run(s) = %d variant(s) x %d task(s)%s, "
+                "seeds %s", prof.name, len(jobs), len(chosen), len(tasks),
+                " + noise reference" if noise_reference else "", seed_list)
     bar = tqdm(jobs, desc="ablations", disable=not progress)
     for name, task, kwargs, run_seeds, split_seed in bar:
         if task in not_available:
@@ -358,7 +369,10 @@ def run_ablation(
                         tag=tag, seeds=run_seeds, **extra)[task]
         if run.summary is None:
             not_available[task] = run.reason
+            logger.warning("ablation: task %s skipped, not available: %s", task, run.reason)
             continue
+        logger.debug("ablation %s / %s: %d seed run(s), %d resumed from checkpoints", name, task,
+                     len(run.summary.results), sum(bool(r.resumed) for r in run.summary.results))
         for result in run.summary.results:
             rows.append({"task": task, "kind": result.kind, "ablation": name,
                          "seed": result.seed if split_seed is None else split_seed,
@@ -370,6 +384,9 @@ def run_ablation(
     columns = ["task", "kind", "ablation", "seed", "train_seed", "mae", "f1_macro", "accuracy",
                "n_test", "parameters", "resumed"]
     runs = pd.DataFrame(rows).reindex(columns=columns)
+    logger.info("ablation study done: %d seed run(s) (%d resumed from checkpoints), %d task(s) "
+                "not available, %.1f s", len(rows), sum(bool(r["resumed"]) for r in rows),
+                len(not_available), time.perf_counter() - t0)
     return AblationStudy(tasks, tuple(chosen), runs, not_available, prof.name)
 
 

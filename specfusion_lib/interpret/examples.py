@@ -15,12 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from pymatgen.core import Composition
 
 from specfusion_lib.properties.features import FeatureSet
+
+if TYPE_CHECKING:
+    from specfusion_lib.data.snapshot import Snapshot
 
 __all__ = ["PAPER_EXAMPLES", "ExampleChoice", "PaperExample", "choose_examples", "examples_table"]
 
@@ -83,7 +86,7 @@ def _reduced(formula: str) -> str:
     return Composition(formula).reduced_formula
 
 
-def choose_examples(snapshot: Any, features: FeatureSet,
+def choose_examples(snapshot: Snapshot, features: FeatureSet,
                     examples: Sequence[PaperExample] = PAPER_EXAMPLES, *,
                     preferred_ids: Iterable[str] = ()) -> list[ExampleChoice]:
     """Find the paper's example compounds, or choose stand-ins (see the module docstring).

@@ -400,7 +400,8 @@ def region_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _first_run(run: Any) -> tuple[nn.Module, dict[str, Any]] | None:
-    """Model and metadata of the first seed of an :class:`~specfusion_lib.properties.runs.TaskRun`."""
+    """Model and metadata of the first seed of an
+    :class:`~specfusion_lib.properties.runs.TaskRun`."""
     if getattr(run, "summary", None) is None or not run.summary.results:
         return None
     result = run.summary.results[0]

@@ -22,9 +22,9 @@ template (E0' = E0 − shift, shifts within ``max_shift_ev``). No reference spec
 compound itself is needed, so it applies to unknown samples. It is used at training time
 (:meth:`E0TemplateAligner.transform_features` on the training inputs) *and* at prediction time
 (:meth:`E0TemplateAligner.transform`, whose :class:`~specfusion_lib.spectra.xanes.ProcessedXANES`
-:class:`~specfusion_lib.properties.predict.Predictor` accepts); models trained on aligned inputs must be
-fed aligned inputs. Templates are refined ``n_iter`` times (align the training spectra to the
-templates, recompute the templates). The fitted state is saved next to the checkpoints
+:class:`~specfusion_lib.properties.predict.Predictor` accepts); models trained on aligned inputs
+must be fed aligned inputs. Templates are refined ``n_iter`` times (align the training spectra
+to the templates, recompute the templates). The fitted state is saved next to the checkpoints
 (:meth:`E0TemplateAligner.save`).
 """
 
@@ -36,7 +36,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -53,6 +53,9 @@ from specfusion_lib.spectra.xanes import (
     align_by_correlation,
     preprocess_xanes,
 )
+
+if TYPE_CHECKING:
+    from specfusion_lib.data.snapshot import Snapshot
 
 __all__ = [
     "BROADENING_GRID_EV",
@@ -257,7 +260,8 @@ class E0TemplateAligner:
     # ---------------------------------------------------------------------------- fitting
 
     @staticmethod
-    def _raw_spectra(snapshot: Any, features: FeatureSet) -> list[tuple[int, int, XANESSpectrum]]:
+    def _raw_spectra(snapshot: Snapshot, features: FeatureSet
+                     ) -> list[tuple[int, int, XANESSpectrum]]:
         """(row, element slot, raw spectrum) of every spectrum in ``features``."""
         spectra = snapshot.spectra
         spectra = spectra.loc[spectra["edge"].astype(str).str.upper() == features.edge.upper()]
@@ -281,7 +285,7 @@ class E0TemplateAligner:
     def _templates(self, values: Mapping[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
         return {el: np.mean(np.stack(v), axis=0) for el, v in values.items() if v}
 
-    def fit(self, snapshot: Any, features: FeatureSet) -> E0TemplateAligner:
+    def fit(self, snapshot: Snapshot, features: FeatureSet) -> E0TemplateAligner:
         """Learn one template per element from the spectra of ``features``.
 
         Args:
@@ -360,7 +364,7 @@ class E0TemplateAligner:
         """The E0 correction (eV) :meth:`transform` applies (E0' = E0 − shift)."""
         return self._align(spectrum)[1]
 
-    def transform_features(self, snapshot: Any, features: FeatureSet) -> FeatureSet:
+    def transform_features(self, snapshot: Snapshot, features: FeatureSet) -> FeatureSet:
         """The same inputs with every spectrum re-preprocessed on its aligned E0.
 
         Args:
@@ -368,8 +372,8 @@ class E0TemplateAligner:
             features: Inputs from :func:`~specfusion_lib.properties.features.build_features`.
 
         Returns:
-            A :class:`~specfusion_lib.properties.features.FeatureSet` with the same materials, masks and
-            descriptors and aligned spectra.
+            A :class:`~specfusion_lib.properties.features.FeatureSet` with the same materials,
+            masks and descriptors and aligned spectra.
         """
         spectra = features.spectra.copy()
         for i, j, spectrum in self._raw_spectra(snapshot, features):

@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -52,6 +52,9 @@ from specfusion_lib.spectra.xanes import (
     XANESSpectrum,
     normalize_edge_step,
 )
+
+if TYPE_CHECKING:
+    from specfusion_lib.data.snapshot import Snapshot
 
 __all__ = [
     "KINDS",
@@ -249,7 +252,7 @@ def phase_from_measured(records: Sequence[MeasuredRecord], formula: str) -> Phas
                  f"measured, experiment.csv ({', '.join(used)})")
 
 
-def phase_from_snapshot(snapshot: Any, formula: str, edge: str = "K") -> Phase | None:
+def phase_from_snapshot(snapshot: Snapshot, formula: str, edge: str = "K") -> Phase | None:
     """A phase from a snapshot's simulated spectra of ``formula``.
 
     Among the entries with this reduced formula that have a spectrum of every TM, the one with
@@ -285,7 +288,7 @@ def phase_from_snapshot(snapshot: Any, formula: str, edge: str = "K") -> Phase |
 
 
 def resolve_phase(formula: str, records: Sequence[MeasuredRecord],
-                  snapshot: Any) -> tuple[Phase | None, str]:
+                  snapshot: Snapshot) -> tuple[Phase | None, str]:
     """Measured spectra where ``experiment.csv`` has every TM of ``formula``, else simulated.
 
     Returns:
@@ -302,7 +305,7 @@ def resolve_phase(formula: str, records: Sequence[MeasuredRecord],
                   "with a simulated spectrum of every TM")
 
 
-def pure_phase_references(snapshot: Any, a: Phase, b: Phase,
+def pure_phase_references(snapshot: Snapshot, a: Phase, b: Phase,
                           task: str = "band_gap") -> dict[float, float]:
     """The snapshot's label of a regression task for the pure phases (fractions 0 and 1).
 
@@ -346,8 +349,8 @@ def predict_mixtures(predictor: Any, composites: Sequence[Composite], *,
         predictor: A :class:`~specfusion_lib.properties.predict.Predictor`.
         composites: From :func:`mixture_series`.
         prepare: Applied to each spectrum before prediction (e.g.
-            :meth:`specfusion_lib.measured.domain_shift.E0TemplateAligner.transform` for models trained
-            on aligned spectra).
+            :meth:`specfusion_lib.measured.domain_shift.E0TemplateAligner.transform` for models
+            trained on aligned spectra).
 
     Returns:
         One row per (fraction, task[, element]): ``fraction``, ``task``, ``element``,

@@ -33,23 +33,27 @@ The paper validates SpecFusionNet, trained on simulated spectra, on seven synthe
    :func:`gap_table` puts the metrics on simulated and on measured spectra of the same
    compounds side by side: the domain shift as a number.
 
-The paper's own numbers are in :data:`PAPER_TABLE1` and :data:`PAPER_TABLE_S1` (shown, never
+The paper's own numbers are in :data:`~specfusion_lib.core.paper.TABLE1` and
+:data:`~specfusion_lib.core.paper.TABLE_S1` (from :mod:`specfusion_lib.core.paper`; shown, never
 mixed with ours).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from specfusion_lib.core import paper
 from specfusion_lib.core.errors import ConfigurationError, SpecfusionError
 from specfusion_lib.core.profiles import Profile
 from specfusion_lib.core.tasks import TASKS
@@ -60,14 +64,16 @@ from specfusion_lib.properties.predict import Predictor
 from specfusion_lib.properties.runs import TaskRun, run_tasks
 from specfusion_lib.spectra.xanes import ProcessedXANES, XANESSpectrum
 
+if TYPE_CHECKING:
+    from specfusion_lib.data.snapshot import Snapshot
+
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "MEASURED_TASKS",
     "MIN_TRAINING_MATERIALS",
     "MIXTURE_FORMULAS",
     "REMEDY_TASKS",
-    "PAPER_TABLE1",
-    "PAPER_TABLE1_SOURCE",
-    "PAPER_TABLE_S1",
     "VARIANTS",
     "Holdout",
     "MeasuredValidation",
@@ -112,60 +118,6 @@ _STRUCTURE_SOURCES = {
                            "over the element's sites",
 }
 
-PAPER_TABLE1_SOURCE = ("main text Table 1 (absolute errors, eV; density g/cm³) and SI Table S1 "
-                       "(predicted / experimental values), Chem. Sci. 2026, "
-                       "DOI 10.1039/d6sc00651e")
-
-#: The paper's Table 1: absolute errors per compound and consistency of the structural
-#: descriptors (✓ fully consistent, ✗ partly).
-PAPER_TABLE1: tuple[dict[str, Any], ...] = tuple(
-    {"compound": c, "E_f": ef, "E_fermi": efe, "E_g": eg, "density": d,
-     "valence_and_cn": v, "crystal_system": cs}
-    for c, ef, efe, eg, d, v, cs in (
-        ("TiFe2O5", 0.08, 1.06, 0.72, 0.53, "✓", "✓"),
-        ("MnS", 0.03, 1.30, 1.27, 0.16, "✓", "✓"),
-        ("ZnFe2O4", 0.10, 0.65, 0.64, 0.97, "✓", "✓"),
-        ("CoFe2O4", 0.02, 1.26, 0.50, 1.37, "✓", "✓"),
-        ("V2O5", 0.23, 1.06, 0.52, 0.45, "✓", "✓"),
-        ("Co2O3", 0.21, 1.04, 0.39, 1.47, "✓", "✓"),
-        ("Co3O4", 0.24, 0.72, 0.42, 1.21, "✗", "✓"),
-    ))
-
-#: The paper's Table S1: (predicted, experimental) per property and compound.
-PAPER_TABLE_S1: dict[str, dict[str, tuple[str, str]]] = {
-    "TiFe2O5": {"is band gap": ("Yes", "Yes"), "is magnetic": ("Yes", "Yes"),
-                "band gap (eV)": ("1.33", "2.05"), "E_f (eV)": ("-2.26", "-2.34"),
-                "Fermi level (eV)": ("3.76", "2.70"), "density (g/cm3)": ("4.73", "4.20"),
-                "CNs": ("(6, 6)", "(6, 6)"), "states": ("(+3, +4)", "(+3, +4)"),
-                "crystal system": ("Orth.", "Orth.")},
-    "MnS": {"is band gap": ("Yes", "Yes"), "is magnetic": ("Yes", "No"),
-            "band gap (eV)": ("1.04", "2.31"), "E_f (eV)": ("-1.16", "-1.13"),
-            "Fermi level (eV)": ("4.45", "3.15"), "density (g/cm3)": ("3.53", "3.37"),
-            "CNs": ("4", "4"), "states": ("+2", "+2"), "crystal system": ("Cubic", "Cubic")},
-    "ZnFe2O4": {"is band gap": ("Yes", "Yes"), "is magnetic": ("Yes", "Yes"),
-                "band gap (eV)": ("1.76", "2.40"), "E_f (eV)": ("-1.65", "-1.75"),
-                "Fermi level (eV)": ("1.65", "2.30"), "density (g/cm3)": ("4.37", "5.34"),
-                "CNs": ("(6, 6)", "(4, 6)"), "states": ("(+2, +3)", "(+2, +3)"),
-                "crystal system": ("Cubic", "Cubic")},
-    "CoFe2O4": {"is band gap": ("Yes", "Yes"), "is magnetic": ("Yes", "Yes"),
-                "band gap (eV)": ("1.39", "1.89"), "E_f (eV)": ("-1.59", "-1.57"),
-                "Fermi level (eV)": ("1.65", "2.91"), "density (g/cm3)": ("3.80", "5.17"),
-                "CNs": ("(4, 6)", "(4, 6)"), "states": ("(+2, +3)", "(+2, +3)"),
-                "crystal system": ("Cubic", "Cubic")},
-    "V2O5": {"is band gap": ("Yes", "Yes"), "is magnetic": ("No", "No"),
-             "band gap (eV)": ("1.75", "2.27"), "E_f (eV)": ("-2.06", "-2.29"),
-             "Fermi level (eV)": ("-1.60", "-0.54"), "density (g/cm3)": ("2.99", "3.44"),
-             "CNs": ("5", "5"), "states": ("+5", "+5"), "crystal system": ("Orth.", "Orth.")},
-    "Co2O3": {"is band gap": ("Yes", "Yes"), "is magnetic": ("Yes", "No"),
-              "band gap (eV)": ("1.26", "1.65"), "E_f (eV)": ("-1.14", "-0.93"),
-              "Fermi level (eV)": ("3.00", "1.96"), "density (g/cm3)": ("3.40", "4.87"),
-              "CNs": ("6", "6"), "states": ("+3", "+3"), "crystal system": ("Cubic", "Cubic")},
-    "Co3O4": {"is band gap": ("Yes", "Yes"), "is magnetic": ("No", "No"),
-              "band gap (eV)": ("1.78", "2.20"), "E_f (eV)": ("-1.04", "-1.28"),
-              "Fermi level (eV)": ("2.44", "3.16"), "density (g/cm3)": ("4.31", "5.52"),
-              "CNs": ("6", "(4, 6)"), "states": ("+3", "(+3, +2)"),
-              "crystal system": ("Cubic", "Cubic")},
-}
 
 # Table 1 columns: task → (column, paper column).
 _TABLE1_REGRESSION = {"formation_energy_per_atom": "E_f", "efermi": "E_fermi",
@@ -174,14 +126,14 @@ _TABLE1_REGRESSION = {"formation_energy_per_atom": "E_f", "efermi": "E_fermi",
 
 def paper_table1() -> pd.DataFrame:
     """The paper's Table 1 (absolute errors and ✓/✗), with its source in ``source``."""
-    return pd.DataFrame(PAPER_TABLE1).assign(source=PAPER_TABLE1_SOURCE)
+    return pd.DataFrame(paper.TABLE1).assign(source=paper.TABLE1_SOURCE)
 
 
 def paper_table_s1() -> pd.DataFrame:
     """The paper's Table S1 in long form: compound, property, predicted, experimental."""
     rows = [{"compound": c, "property": p, "predicted": v[0], "experimental": v[1]}
-            for c, props in PAPER_TABLE_S1.items() for p, v in props.items()]
-    return pd.DataFrame(rows).assign(source=PAPER_TABLE1_SOURCE)
+            for c, props in paper.TABLE_S1.items() for p, v in props.items()]
+    return pd.DataFrame(rows).assign(source=paper.TABLE1_SOURCE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,7 +171,7 @@ class SnapshotMatch:
         return self.material_id is not None
 
 
-def match_measured(records: Sequence[MeasuredRecord], snapshot: Any,
+def match_measured(records: Sequence[MeasuredRecord], snapshot: Snapshot,
                    edge: str = "K") -> dict[str, SnapshotMatch]:
     """Match every measured record to a snapshot compound (see the module docstring).
 
@@ -246,6 +198,8 @@ def match_measured(records: Sequence[MeasuredRecord], snapshot: Any,
             out[rec.key] = SnapshotMatch(rec.key, rec.element, None,
                                          rule=f"no snapshot compound with id {rec.mp_id} or "
                                               f"formula {rec.reduced_formula}")
+            logger.warning("measured record %s: no snapshot compound with id %s or formula %s",
+                           rec.key, rec.mp_id, rec.reduced_formula)
             continue
         fe = cands["formation_energy_per_atom"].astype(float)
         ranked = cands.assign(
@@ -272,11 +226,14 @@ def match_measured(records: Sequence[MeasuredRecord], snapshot: Any,
         out[rec.key] = SnapshotMatch(rec.key, rec.element, mid, str(best["formula"]),
                                      tuple(str(e) for e in best["elements"]), rule,
                                      tuple(str(m) for m in ranked["material_id"]), simulated)
+    logger.info("matched %d of %d measured record(s) to snapshot compounds (%d with a "
+                "simulated spectrum)", sum(m.material_id is not None for m in out.values()),
+                len(out), sum(m.simulated is not None for m in out.values()))
     return out
 
 
 def matches_table(records: Sequence[MeasuredRecord], matches: Mapping[str, SnapshotMatch],
-                  snapshot: Any | None = None) -> pd.DataFrame:
+                  snapshot: Snapshot | None = None) -> pd.DataFrame:
     """One row per measured record: the chosen snapshot entry, the rule and the candidates."""
     crystal = {}
     if snapshot is not None:
@@ -318,7 +275,7 @@ class Holdout:
     reason: str
 
 
-def plan_holdout(snapshot: Any, features: FeatureSet, formulas: Sequence[str], *,
+def plan_holdout(snapshot: Snapshot, features: FeatureSet, formulas: Sequence[str], *,
                  min_training: int = MIN_TRAINING_MATERIALS) -> Holdout:
     """Hold out every snapshot entry with one of ``formulas`` (all polymorphs).
 
@@ -391,7 +348,7 @@ class ValidationModels:
         return [t for t, r in self.runs.items() if r.available]
 
 
-def train_validation_models(snapshot: Any, features: FeatureSet, tasks: Sequence[str],
+def train_validation_models(snapshot: Snapshot, features: FeatureSet, tasks: Sequence[str],
                             profile: Profile | str, checkpoint_dir: str | os.PathLike[str], *,
                             variant: str = "baseline", progress: bool = False,
                             **train_kwargs: Any) -> ValidationModels:
@@ -424,9 +381,15 @@ def train_validation_models(snapshot: Any, features: FeatureSet, tasks: Sequence
         aligner = E0TemplateAligner().fit(snapshot, features)
         inputs = aligner.transform_features(snapshot, features)
         aligner.save(folder / _ALIGNER_FILE)
+    logger.info("measured validation, %s variant: training %d task(s) into %s", variant,
+                len(tasks), folder)
     runs = run_tasks(snapshot, tasks, profile, features=inputs, checkpoint_dir=folder,
                      progress=progress, **train_kwargs)
     trained = [t for t, r in runs.items() if r.available]
+    for task, run in runs.items():
+        if not run.available:
+            logger.warning("measured validation, %s variant: task %s not trained: %s",
+                           variant, task, run.reason)
     predictor = Predictor.from_dir(folder, trained) if trained else None
     return ValidationModels(variant, runs, predictor, aligner, folder)
 
@@ -494,7 +457,7 @@ def _class_name(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-def reference_labels(snapshot: Any, material_id: str, element: str) -> dict[str, Any]:
+def reference_labels(snapshot: Snapshot, material_id: str, element: str) -> dict[str, Any]:
     """Reference value of every task of :data:`FEATURE_TASKS` for one compound and TM.
 
     Material-level labels come from the snapshot's materials table (classification labels as
@@ -524,7 +487,7 @@ def reference_labels(snapshot: Any, material_id: str, element: str) -> dict[str,
     return out
 
 
-def label_sources(snapshot: Any) -> dict[str, str]:
+def label_sources(snapshot: Snapshot) -> dict[str, str]:
     """Where the reference value of each task comes from (the snapshot's manifest)."""
     sources = dict(snapshot.manifest.get("label_sources") or {})
     out = {}
@@ -538,7 +501,7 @@ def label_sources(snapshot: Any) -> dict[str, str]:
     return out
 
 
-def compare_with_references(predictions: pd.DataFrame, snapshot: Any,
+def compare_with_references(predictions: pd.DataFrame, snapshot: Snapshot,
                             records: Sequence[MeasuredRecord]) -> pd.DataFrame:
     """Add the reference value, its source, the absolute error and correctness.
 
@@ -757,7 +720,7 @@ class MeasuredValidation:
         return {r.key: r.label for r in self.records}
 
 
-def validation_features(snapshot: Any, records: Sequence[MeasuredRecord],
+def validation_features(snapshot: Snapshot, records: Sequence[MeasuredRecord],
                         matches: Mapping[str, SnapshotMatch], features: FeatureSet, *,
                         extra_formulas: Sequence[str] = MIXTURE_FORMULAS,
                         min_training: int = MIN_TRAINING_MATERIALS
@@ -775,7 +738,7 @@ def validation_features(snapshot: Any, records: Sequence[MeasuredRecord],
     return training_features(features, holdout), holdout
 
 
-def run_measured_validation(snapshot: Any, records: Sequence[MeasuredRecord],
+def run_measured_validation(snapshot: Snapshot, records: Sequence[MeasuredRecord],
                             features: FeatureSet, profile: Profile | str,
                             checkpoint_dir: str | os.PathLike[str], *,
                             tasks: Sequence[str] = MEASURED_TASKS,
@@ -786,7 +749,8 @@ def run_measured_validation(snapshot: Any, records: Sequence[MeasuredRecord],
     Args:
         snapshot: The snapshot.
         records: Measured records (:func:`~specfusion_lib.data.measured.read_measured_xanes`).
-        features: Inputs of every material (:func:`~specfusion_lib.properties.features.build_features`).
+        features: Inputs of every material
+            (:func:`~specfusion_lib.properties.features.build_features`).
         profile: Profile or its name.
         checkpoint_dir: Parent folder of the variants' checkpoints.
         tasks: Tasks of the baseline models.
@@ -798,7 +762,10 @@ def run_measured_validation(snapshot: Any, records: Sequence[MeasuredRecord],
     """
     from specfusion_lib.measured.domain_shift import spectral_agreement
 
+    t0 = time.perf_counter()
     records = list(records)
+    logger.info("measured validation: %d record(s), %s profile", len(records),
+                profile if isinstance(profile, str) else profile.name)
     matches = match_measured(records, snapshot)
     train, holdout = validation_features(snapshot, records, matches, features)
     models = {
@@ -814,11 +781,14 @@ def run_measured_validation(snapshot: Any, records: Sequence[MeasuredRecord],
         try:
             agreements[rec.key] = spectral_agreement(rec.spectrum, match.simulated,
                                                      aligner=aligner)
-        except SpecfusionError:
+        except SpecfusionError as exc:
+            logger.warning("measured record %s: no spectral agreement (%s)", rec.key, exc)
             continue  # a spectrum the preprocessing refuses has no agreement to report
     predictions = pd.concat([predict_records(m, records, matches) for m in models.values()],
                             ignore_index=True)
     compared = compare_with_references(predictions, snapshot, records)
+    logger.info("measured validation done: %d prediction row(s) (%.1f s)", len(predictions),
+                time.perf_counter() - t0)
     return MeasuredValidation(records, matches, holdout, models, agreements, predictions,
                               compared)
 
@@ -842,14 +812,15 @@ def structural_summary(compared: pd.DataFrame, *, variant: str = "baseline",
     both = both.loc[both["count"] == 2]
     out["valence_and_cn"] = (int(both["min"].sum()), len(both))
     k, n = out["valence_and_cn"]
+    paper_k, paper_n = paper.TABLE1_VALENCE_AND_CN_CONSISTENT
     out["text"] = (f"{variant} models, {input_kind} spectra: oxidation state right for "
                    f"{out['oxidation_state'][0]}/{out['oxidation_state'][1]}, CN for "
                    f"{out['coordination_number'][0]}/{out['coordination_number'][1]}, both for "
-                   f"{k}/{n} compounds (paper, Table 1: 6/7)")
+                   f"{k}/{n} compounds (paper, Table 1: {paper_k}/{paper_n})")
     return out
 
 
-def pxrd_crystal_system(snapshot: Any, matches: Mapping[str, SnapshotMatch],
+def pxrd_crystal_system(snapshot: Snapshot, matches: Mapping[str, SnapshotMatch],
                         checkpoint_dir: str | os.PathLike[str]) -> pd.DataFrame:
     """Crystal system from a trained PXRD model, on patterns simulated from matched structures.
 

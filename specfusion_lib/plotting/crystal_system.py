@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from specfusion_lib.data.structure_labels import CRYSTAL_SYSTEMS
+from specfusion_lib.core.paper import FIG4D_ACCURACY
+from specfusion_lib.core.tasks import CRYSTAL_SYSTEMS
 from specfusion_lib.plotting.common import apply_style, message_panel
 
 __all__ = [
@@ -70,7 +71,8 @@ def plot_confusion_and_per_class(confusion: pd.DataFrame, table: pd.DataFrame,
 
     Left: confusion matrix of the test parts (counts; colour = fraction of the true class).
     Right: per-class accuracy of the network and the random forest, with the paper's values
-    (a dashed line is a bound: "> 0.90"; a band is the stated range 0.70–0.78).
+    (:data:`specfusion_lib.core.paper.FIG4D_ACCURACY`; a dashed line is a bound, a band a
+    stated range).
 
     Args:
         confusion: :meth:`~specfusion_lib.crystal_system.training.CrystalSystemRun.confusion_matrix`
@@ -78,8 +80,6 @@ def plot_confusion_and_per_class(confusion: pd.DataFrame, table: pd.DataFrame,
         table: :func:`specfusion_lib.crystal_system.reports.metrics_table`.
         title: Figure title.
     """
-    from specfusion_lib.crystal_system.reports import PAPER_VALUES
-
     apply_style()
     fig, (ax_c, ax_b) = plt.subplots(1, 2, figsize=(9.6, 3.9),
                                      gridspec_kw={"width_ratios": [1.0, 1.15]})
@@ -119,11 +119,11 @@ def plot_confusion_and_per_class(confusion: pd.DataFrame, table: pd.DataFrame,
         if not n_test[i]:
             ax_b.text(i, 0.03, "no test example", rotation=90, ha="center", va="bottom",
                       fontsize=6.5, color="0.4", style="italic")
-        pv = PAPER_VALUES.get(name)
+        pv = FIG4D_ACCURACY.get(name)
         if pv is None:
             continue
-        if "–" in pv.text:
-            ax_b.fill_between([i - 0.45, i + 0.45], 0.70, 0.78, color=_PAPER, alpha=0.25,
+        if pv.span is not None:
+            ax_b.fill_between([i - 0.45, i + 0.45], *pv.span, color=_PAPER, alpha=0.25,
                               lw=0, label=None if labelled else "paper")
         else:
             ax_b.hlines(pv.value, i - 0.45, i + 0.45, colors=_PAPER, lw=1.6,
@@ -136,8 +136,9 @@ def plot_confusion_and_per_class(confusion: pd.DataFrame, table: pd.DataFrame,
     ax_b.set_ylabel("test accuracy")
     ax_b.set_title("accuracy per crystal system")
     ax_b.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.suptitle(title or "PXRD crystal-system classification (paper: 0.81 overall, Fig. 4d)",
-                 fontsize=10)
+    overall = FIG4D_ACCURACY["overall"]
+    fig.suptitle(title or f"PXRD crystal-system classification (paper: {overall.text} overall, "
+                          "Fig. 4d)", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -262,7 +263,9 @@ def plot_accuracy_vs_noise(curve: pd.DataFrame, test_level: float = 0.02,
             ax.axvline(hits[0], color="0.6", lw=0.8, ls=":")
             ax.text(hits[0], 0.02, " test condition", fontsize=7, color="0.4", rotation=90,
                     va="bottom")
-        ax.axhline(0.81, color=_PAPER, lw=1.2, ls="-", label="paper (0.81 at its noise)")
+        overall = FIG4D_ACCURACY["overall"]
+        ax.axhline(overall.value, color=_PAPER, lw=1.2, ls="-",
+                   label=f"paper ({overall.text} at its noise)")
         ax.set_xticks(x, [f"{100 * v:g}" for v in levels])
         ax.set_xlabel("Gaussian noise σ (% of the strongest peak)")
         ax.set_ylabel("test accuracy")

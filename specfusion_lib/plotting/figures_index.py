@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from specfusion_lib.core import paper
+
 __all__ = ["CATALOGUE", "FigureEntry", "write_index"]
 
 
@@ -37,10 +39,29 @@ class FigureEntry:
     optional: bool = False
 
 
+def _table1_range(column: str) -> tuple[float, float]:
+    values = [float(row[column]) for row in paper.TABLE1]
+    return min(values), max(values)
+
+
+_CLS = paper.CLASSIFICATION_SCORE.text
+_ENERGY = f"MAE {paper.ENERGY_MAE.text} for energetic quantities (main text, Fig. 2d–g)"
+_FIG2H_F1 = paper.FIG2H_F1_DIFFERENCE.text
+_FIG2H_GAP = paper.FIG2H_BAND_GAP_MAE_DIFFERENCE.text
+_FIG4D = paper.FIG4D_ACCURACY
+_S21 = paper.FIG_S21_ACCURACY
+_S21_TEXT = (f"PXRD {_S21['PXRD only'].text}, fused {_S21['XANES + PXRD'].text}, "
+             f"XANES {_S21['XANES only'].text} (main text, Fig. S21)")
+_T1_CN = "{}/{}".format(*paper.TABLE1_VALENCE_AND_CN_CONSISTENT)
+_T1_CS = "{}/{}".format(*paper.TABLE1_CRYSTAL_SYSTEM_CONSISTENT)
+_T1_GAP, _T1_DENSITY = _table1_range("E_g"), _table1_range("density")
+_T1_EF = _table1_range("E_f")[1]
+
 CATALOGUE: tuple[FigureEntry, ...] = (
     FigureEntry("figS1_periodic_table_counts", "Fig. S1", "01_dataset_statistics",
                 "Periodic table: number of materials containing each element",
-                "34,929 compounds; e.g. O in 15,259 (SI Fig. S1)"),
+                f"{paper.FIG_S1_COMPOUNDS.text} compounds; e.g. O in "
+                f"{paper.FIG_S1_OXYGEN_COMPOUNDS.text} (SI Fig. S1)"),
     FigureEntry("figS2_nelements_distribution", "Fig. S2", "01_dataset_statistics",
                 "Materials by number of elements (2–5)"),
     FigureEntry("figS3_top_anonymous_formulas", "Fig. S3", "01_dataset_statistics",
@@ -70,27 +91,28 @@ CATALOGUE: tuple[FigureEntry, ...] = (
     FigureEntry("fig2c_classification_metrics", "Fig. 2c", "02_property_prediction",
                 "Accuracy and macro-F1 per classification task, next to the majority-class "
                 "baseline (crystal system from XANES alone added for Fig. S21)",
-                "accuracy and macro-F1 > 0.82 for every task (main text, Fig. 2c); "
-                "XANES-only crystal system 0.48 (Fig. S21)"),
+                f"accuracy and macro-F1 {_CLS} for every task (main text, Fig. 2c); "
+                f"XANES-only crystal system {_S21['XANES only'].text} (Fig. S21)"),
     FigureEntry("figS8_confusion_matrices", "Fig. S8", "02_property_prediction",
                 "Confusion matrices of the classification tasks (test parts pooled)",
-                "accuracy and macro-F1 > 0.82 (main text, Fig. 2c and S8)"),
+                f"accuracy and macro-F1 {_CLS} (main text, Fig. 2c and S8)"),
     FigureEntry("fig2d_parity_formation_energy", "Fig. 2d", "02_property_prediction",
                 "Parity plot of formation energy per atom (MAE, R², training-mean baseline)",
-                "MAE < 0.71 eV for energetic quantities (main text, Fig. 2d–g)"),
+                _ENERGY),
     FigureEntry("fig2e_parity_efermi", "Fig. 2e", "02_property_prediction",
                 "Parity plot of the Fermi level (MAE, R², training-mean baseline)",
-                "MAE < 0.71 eV for energetic quantities (main text, Fig. 2d–g)"),
+                _ENERGY),
     FigureEntry("fig2f_parity_band_gap", "Fig. 2f", "02_property_prediction",
                 "Parity plot of the band gap (MAE, R², training-mean baseline)",
-                "MAE < 0.71 eV for energetic quantities (main text, Fig. 2d–g)"),
+                _ENERGY),
     FigureEntry("fig2g_parity_density", "Fig. 2g", "02_property_prediction",
                 "Parity plot of density (MAE, R², training-mean baseline)",
-                "MAE < 0.60 g/cm³ (main text, Fig. 2g)"),
+                f"MAE {paper.DENSITY_MAE.text} (main text, Fig. 2g)"),
     FigureEntry("property_prediction_metrics", "Fig. 2c–g (table)", "02_property_prediction",
                 "Every metric (mean ± std over seeds) with the trivial baseline and the "
                 "paper's value; tasks without labels marked 'not available in this snapshot'",
-                "classification > 0.82; MAE < 0.71 eV (energies), < 0.60 g/cm³ (density)"),
+                f"classification {_CLS}; MAE {paper.ENERGY_MAE.text} (energies), "
+                f"{paper.DENSITY_MAE.text} (density)"),
     FigureEntry("paper_reference_values", "Fig. 2c–h (values)", "02_property_prediction",
                 "The paper's reference values used in the comparisons, with their source"),
     FigureEntry("property_label_counts", "Fig. S6, S7 (training labels)",
@@ -99,11 +121,11 @@ CATALOGUE: tuple[FigureEntry, ...] = (
     # notebook 03: TM-only vs all-element (main text Fig. 2h)
     FigureEntry("fig2h_tm_only_vs_all_element", "Fig. 2h", "03_partial_vs_all_element",
                 "TM-edges-only vs all-element XANES inputs on the same compounds and split",
-                "band-gap MAE differs by 0.05 eV; classification F1 within 6 % "
+                f"band-gap MAE differs by {_FIG2H_GAP}; classification |Δ F1| {_FIG2H_F1} "
                 "(main text, Fig. 2h)"),
     FigureEntry("tm_only_vs_all_element", "Fig. 2h (table)", "03_partial_vs_all_element",
                 "Macro-F1 / MAE of both input variants per task and their difference",
-                "band-gap |Δ MAE| = 0.05 eV; |Δ F1| < 6 % (main text, Fig. 2h)"),
+                f"band-gap |Δ MAE| = {_FIG2H_GAP}; |Δ F1| {_FIG2H_F1} (main text, Fig. 2h)"),
     # notebook 04: per-TM oxidation state and CN. The paper has no figure of these
     # classifiers; Fig. 5a shows them as the inputs of structure inference, hence "fig5a".
     FigureEntry("fig5a_oxidation_state_cn_per_element", "Fig. 5a (inputs; ours)",
@@ -111,7 +133,8 @@ CATALOGUE: tuple[FigureEntry, ...] = (
                 "Accuracy of TM oxidation state and coordination number per element, next to "
                 "the element's majority class; these predictions feed structure inference "
                 "(Fig. 5a). The paper gives no benchmark figure for them",
-                "no simulated-data value; 6 of 7 measured samples consistent (Table 1)"),
+                "no simulated-data value; {} of {} measured samples consistent (Table 1)"
+                .format(*paper.TABLE1_VALENCE_AND_CN_CONSISTENT)),
     FigureEntry("fig5a_oxidation_state_cn_confusion", "Fig. 5a (inputs; ours)",
                 "04_oxidation_state_cn",
                 "Confusion matrices of TM oxidation state and coordination number"),
@@ -186,12 +209,15 @@ CATALOGUE: tuple[FigureEntry, ...] = (
     FigureEntry("fig4d_crystal_system_confusion", "Fig. 4d", "07_pxrd_crystal_system",
                 "Confusion matrix and per-class test accuracy of the PXRD CNN-Transformer, next "
                 "to a random forest on the binned pattern and the majority class",
-                "0.81 overall; cubic and hexagonal > 0.90; orthorhombic, monoclinic, triclinic "
-                "0.70–0.78 (main text, Fig. 4d and S20)"),
+                f"{_FIG4D['overall'].text} overall; cubic and hexagonal {_FIG4D['cubic'].text}; "
+                f"orthorhombic, monoclinic, triclinic {_FIG4D['orthorhombic'].text} "
+                "(main text, Fig. 4d and S20)"),
     FigureEntry("fig4d_accuracy_vs_noise", "Fig. 4d (ours: noise robustness)",
                 "07_pxrd_crystal_system",
                 "Test accuracy vs Gaussian noise σ (0–20 % of the strongest peak), network and "
-                "random forest", "0.81 at the paper's (unstated) noise level (main text, Fig. 4d)"),
+                "random forest",
+                f"{_FIG4D['overall'].text} at the paper's (unstated) noise level "
+                "(main text, Fig. 4d)"),
     FigureEntry("figS18_pxrd_preprocessing", "Fig. S18", "07_pxrd_crystal_system",
                 "Reflections → Voigt-broadened pattern → with zero shift, intensity perturbation, "
                 "background and 2 % Gaussian noise"),
@@ -199,12 +225,14 @@ CATALOGUE: tuple[FigureEntry, ...] = (
                 "CNN-Transformer: stages, output shapes and parameter counts"),
     FigureEntry("figS20_low_symmetry_patterns", "Fig. S20", "07_pxrd_crystal_system",
                 "Test patterns of orthorhombic, monoclinic and triclinic materials with the "
-                "predicted probabilities", "low-symmetry systems 0.70–0.78 (main text, Fig. S20)"),
+                "predicted probabilities",
+                f"low-symmetry systems {_FIG4D['orthorhombic'].text} (main text, Fig. S20)"),
     FigureEntry("crystal_system_counts", "Fig. 4c (table)", "07_pxrd_crystal_system",
                 "Materials per crystal system and split part"),
     FigureEntry("crystal_system_metrics", "Fig. 4d (table)", "07_pxrd_crystal_system",
                 "Overall and per-class accuracy: ours, random forest, majority class, paper",
-                "0.81 overall; cubic, hexagonal > 0.90 (main text, Fig. 4d)"),
+                f"{_FIG4D['overall'].text} overall; cubic, hexagonal {_FIG4D['cubic'].text} "
+                "(main text, Fig. 4d)"),
     FigureEntry("crystal_system_confusion", "Fig. 4d (table)", "07_pxrd_crystal_system",
                 "Confusion counts of the test parts (all seeds)"),
     FigureEntry("crystal_system_noise_curve", "", "07_pxrd_crystal_system",
@@ -217,10 +245,10 @@ CATALOGUE: tuple[FigureEntry, ...] = (
     FigureEntry("figS21_modality_comparison", "Fig. S21", "08_modality_comparison",
                 "Crystal-system accuracy from XANES only, PXRD only and fused XANES+PXRD on the "
                 "same materials and split",
-                "PXRD 0.81, fused 0.66, XANES 0.48 (main text, Fig. S21)"),
+                _S21_TEXT),
     FigureEntry("modality_comparison", "Fig. S21 (table)", "08_modality_comparison",
                 "Accuracy, macro-F1, majority class and paper value per input",
-                "PXRD 0.81, fused 0.66, XANES 0.48 (main text, Fig. S21)"),
+                _S21_TEXT),
     FigureEntry("modality_test_predictions", "", "08_modality_comparison",
                 "Test predictions of the three models"),
     # notebook 09: structure inference benchmark (main text Fig. 5b)
@@ -228,10 +256,10 @@ CATALOGUE: tuple[FigureEntry, ...] = (
                 "Top-1 accuracy of (formula, crystal system) on held-out compounds by number of "
                 "elements, predicted vs true inputs; each target removed from the template "
                 "database before its search",
-                "> 0.80 for binary to quinary compounds (main text, Fig. 5b)"),
+                f"{paper.FIG5B_TOP1.text} for binary to quinary compounds (main text, Fig. 5b)"),
     FigureEntry("structure_inference_top1", "Fig. 5b (table)", "09_structure_inference_benchmark",
                 "Top-1 accuracy per number of elements with Wilson 95 % intervals; formula and "
-                "crystal-system accuracy apart", "> 0.80 (main text, Fig. 5b)"),
+                "crystal-system accuracy apart", f"{paper.FIG5B_TOP1.text} (main text, Fig. 5b)"),
     FigureEntry("structure_inference_benchmark_compounds", "Fig. 5b (per compound)",
                 "09_structure_inference_benchmark",
                 "Per held-out compound: inputs, top-1 formula, crystal system and template, "
@@ -268,8 +296,10 @@ CATALOGUE: tuple[FigureEntry, ...] = (
                 "Measured K-edge XANES of maml-apps-rfxas experiment.csv: predictions vs the "
                 "matching snapshot compound's labels (absolute errors, ✓/✗ oxidation state + "
                 "CN, crystal system)",
-                "valence & CN consistent for 6/7, crystal system 7/7; |ΔE_g| 0.39–1.27 eV, "
-                "|Δρ| 0.16–1.47 g/cm³, |ΔE_f| < 0.24 eV (main text, Table 1)"),
+                f"valence & CN consistent for {_T1_CN}, crystal system {_T1_CS}; "
+                f"|ΔE_g| {_T1_GAP[0]:.2f}–{_T1_GAP[1]:.2f} eV, "
+                f"|Δρ| {_T1_DENSITY[0]:.2f}–{_T1_DENSITY[1]:.2f} g/cm³, "
+                f"|ΔE_f| < {_T1_EF:.2f} eV (main text, Table 1)"),
     FigureEntry("table1_simulated_same_compounds", "Table 1 (simulated inputs; ours)",
                 "11_experimental_validation",
                 "Same layout, same models, from the snapshot's FEFF10 spectra of the same "
@@ -285,7 +315,7 @@ CATALOGUE: tuple[FigureEntry, ...] = (
     FigureEntry("table1_crystal_system_pxrd", "Table 1 (crystal system, PXRD; ours)",
                 "11_experimental_validation",
                 "Notebook 07's PXRD model on patterns simulated from the matched structures, "
-                "with in-training flag", "crystal system 7/7 (Table 1)"),
+                "with in-training flag", f"crystal system {_T1_CS} (Table 1)"),
     FigureEntry("measured_predictions_long", "(ours)", "11_experimental_validation",
                 "Every prediction on measured and simulated spectra with reference, error and "
                 "correctness"),
@@ -316,7 +346,8 @@ CATALOGUE: tuple[FigureEntry, ...] = (
                 "Element-resolved normalised XANES of two-phase composites vs fraction"),
     FigureEntry("fig6b_composite_band_gap", "Fig. 6b", "12_mixtures",
                 "Predicted band gap vs fraction (pure-phase snapshot labels marked)",
-                "Cu2O/TiO2 composite: 3.67 eV, dominated by TiO2 (main text, Fig. 6b)"),
+                f"Cu2O/TiO2 composite: {paper.FIG6B_COMPOSITE_BAND_GAP.text}, dominated by TiO2 "
+                "(main text, Fig. 6b)"),
     FigureEntry("fig6c_composite_oxidation_state", "Fig. 6 (ours)", "12_mixtures",
                 "Oxidation-state class probabilities vs fraction"),
     FigureEntry("fig6_composite_predictions", "Fig. 6b (table)", "12_mixtures",

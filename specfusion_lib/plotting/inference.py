@@ -18,7 +18,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from specfusion_lib.core.errors import SpecfusionError
-from specfusion_lib.data.structure_labels import CRYSTAL_SYSTEMS
+from specfusion_lib.core.paper import FIG5B_TOP1
+from specfusion_lib.core.tasks import CRYSTAL_SYSTEMS
 from specfusion_lib.plotting.common import apply_style, message_panel
 from specfusion_lib.spectra.pxrd import PXRDPattern
 from specfusion_lib.spectra.xanes import XANESSpectrum, find_e0, normalize_edge_step
@@ -46,14 +47,16 @@ def _message(ax: plt.Axes, text: str, title: str = "") -> None:
 
 
 def plot_top1_by_nelements(accuracy: pd.DataFrame, note: str = "",
-                           paper_value: float = 0.80, paper_text: str = "> 0.80") -> Figure:
+                           paper_value: float = FIG5B_TOP1.value,
+                           paper_text: str = FIG5B_TOP1.text) -> Figure:
     """Fig. 5b: top-1 accuracy of (formula, crystal system) by number of elements.
 
     Args:
         accuracy: :func:`specfusion_lib.inference.benchmark.accuracy_by_nelements`.
         note: Text shown under the title (e.g. that each target was removed from the
             template database before its search).
-        paper_value: The paper's bound, drawn as a dashed line.
+        paper_value: The paper's bound, drawn as a dashed line (default:
+            :data:`specfusion_lib.core.paper.FIG5B_TOP1`).
         paper_text: How the paper states it.
     """
     apply_style()

@@ -161,7 +161,8 @@ def plot_composite_spectra(series: Mapping[str, Sequence[Composite]]) -> Figure:
     """Fig. 6a analogue: each composite's element-resolved normalised spectra vs fraction.
 
     Args:
-        series: Case title → composites (from :func:`specfusion_lib.measured.mixtures.mixture_series`).
+        series: Case title → composites (from
+            :func:`specfusion_lib.measured.mixtures.mixture_series`).
     """
     apply_style()
     panels = [(case, el) for case, comps in series.items() if comps

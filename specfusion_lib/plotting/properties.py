@@ -15,8 +15,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from specfusion_lib.core.paper import (
+    CLASSIFICATION_SCORE,
+    FIG2H_BAND_GAP_MAE_DIFFERENCE,
+    FIG2H_F1_DIFFERENCE,
+    PROPERTY_VALUES,
+)
 from specfusion_lib.plotting.common import apply_style, message_panel
-from specfusion_lib.properties.runs import NOT_AVAILABLE, PAPER_VALUES
+from specfusion_lib.properties.runs import NOT_AVAILABLE
 
 __all__ = [
     "plot_classification_metrics",
@@ -63,7 +69,7 @@ def plot_classification_metrics(table: pd.DataFrame) -> Figure:
             if not math.isfinite(ours[i]):
                 ax.text(i, 0.04, NOT_AVAILABLE, rotation=90, ha="center", va="bottom",
                         fontsize=6.5, color="0.4", style="italic")
-            paper = PAPER_VALUES.get((task, metric))
+            paper = PROPERTY_VALUES.get((task, metric))
             if paper is not None:
                 ax.hlines(paper.value, i - 0.45, i + 0.45, colors=_PAPER,
                           linestyles="--" if paper.bound else "-", lw=1.5,
@@ -74,7 +80,8 @@ def plot_classification_metrics(table: pd.DataFrame) -> Figure:
         ax.set_title(label)
     axes[0][0].set_ylabel("score on the test part")
     axes[0][1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.suptitle("Classification (paper: accuracy and macro-F1 > 0.82, Fig. 2c)", fontsize=10)
+    fig.suptitle(f"Classification (paper: accuracy and macro-F1 {CLASSIFICATION_SCORE.text}, "
+                 "Fig. 2c)", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -128,7 +135,8 @@ def plot_parity(frame: pd.DataFrame, title: str, unit: str,
         unit: Target unit.
         metrics: The task's rows of :func:`~specfusion_lib.properties.runs.metrics_table`
             (MAE, R² and the baseline MAE are printed on the panel).
-        paper_value: The paper's MAE, e.g. ``"< 0.71 eV"``.
+        paper_value: The paper's MAE as it states it (``PaperValue.text`` of
+            :data:`specfusion_lib.core.paper.PROPERTY_VALUES`).
     """
     apply_style()
     fig, ax = plt.subplots(figsize=(3.6, 3.4))
@@ -189,8 +197,9 @@ def plot_partial_vs_all(table: pd.DataFrame) -> Figure:
                         NOT_AVAILABLE, rotation=90, ha="center", va="bottom", fontsize=6.5,
                         color="0.4", style="italic")
         ax.set_xticks(x, sub["task"], rotation=35, ha="right")
-        ax.set_title(f"{label} (paper: " + ("|Δ| < 6 %)" if kind == "classification"
-                                            else "band gap |Δ| = 0.05 eV)"))
+        paper = (f"|Δ| {FIG2H_F1_DIFFERENCE.text}" if kind == "classification"
+                 else f"band gap |Δ| = {FIG2H_BAND_GAP_MAE_DIFFERENCE.text}")
+        ax.set_title(f"{label} (paper: {paper})")
     axes[0][1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.suptitle("Partial (TM-only) vs all-element XANES on the same compounds (Fig. 2h)",
                  fontsize=10)

@@ -21,7 +21,7 @@ Two steps, so that the (comparatively slow) spectrum preprocessing runs once per
    imputed). A task whose label the snapshot lacks altogether raises
    :class:`TaskNotAvailableError` ("not available in this snapshot").
 
-Tasks (:data:`FEATURE_TASKS`):
+Tasks (:data:`FEATURE_TASKS`, the registry :data:`specfusion_lib.core.tasks.ALL_TASKS`):
 
 * the eight material-level tasks of :data:`specfusion_lib.core.tasks.TASKS` (Fig. 2c–g);
 * ``crystal_system`` (material level, classification over the observed crystal systems; the
@@ -40,10 +40,12 @@ Tasks (:data:`FEATURE_TASKS`):
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -56,8 +58,14 @@ from specfusion_lib.core.elements import (
     normalize_symbol,
 )
 from specfusion_lib.core.errors import ConfigurationError, SpecfusionError
-from specfusion_lib.core.tasks import TASKS
+from specfusion_lib.core.tasks import ALL_TASKS, Task
 from specfusion_lib.spectra.xanes import N_POINTS, WINDOW_EV, XANESSpectrum, preprocess_xanes
+from specfusion_lib.training.metrics import IGNORE_INDEX
+
+if TYPE_CHECKING:
+    from specfusion_lib.data.snapshot import Snapshot
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "DESCRIPTOR_GROUPS",
@@ -79,8 +87,6 @@ __all__ = [
     "weighted_mode",
 ]
 
-#: Label value of element-level targets where there is no label (padding, non-TM, absent).
-IGNORE_INDEX: int = -1
 
 #: Descriptor groups of the ablation study (SI §S1.2: χ, r_atom, IE1–IE3, Z, Type) → columns
 #: of :func:`specfusion_lib.core.elements.descriptor_columns` ``("onehot")``.
@@ -92,9 +98,6 @@ DESCRIPTOR_GROUPS: dict[str, tuple[str, ...]] = {
     "type": tuple(c for c in descriptor_columns("onehot") if c.startswith("type_")),
 }
 
-_CRYSTAL_SYSTEMS = ("triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal",
-                    "hexagonal", "cubic")
-
 
 class TaskNotAvailableError(ConfigurationError):
     """The snapshot has no label for a task ("not available in this snapshot").
@@ -104,44 +107,12 @@ class TaskNotAvailableError(ConfigurationError):
     """
 
 
-@dataclass(frozen=True)
-class TaskSpec:
-    """How a task's labels are read (material- or element-level).
+#: A task as :func:`task_data` sees it: the registry's :class:`~specfusion_lib.core.tasks.Task`
+#: (name, kind, level, title, unit, source field, class order). Kept as a name for callers.
+TaskSpec = Task
 
-    Attributes:
-        name: Task name.
-        kind: ``"classification"`` or ``"regression"``.
-        level: ``"material"`` (one label per compound) or ``"element"`` (one per TM element).
-        title: Title for figures.
-        unit: Unit of a regression target.
-        source_field: Snapshot column the label comes from (``"sites"`` for element tasks).
-    """
-
-    name: str
-    kind: Literal["classification", "regression"]
-    level: Literal["material", "element"]
-    title: str
-    unit: str
-    source_field: str
-
-
-def _specs() -> dict[str, TaskSpec]:
-    out = {
-        name: TaskSpec(name, task.kind, "material", task.title, task.unit,  # type: ignore[arg-type]
-                       task.source_field)
-        for name, task in TASKS.items()
-    }
-    out["crystal_system"] = TaskSpec("crystal_system", "classification", "material",
-                                     "Crystal system", "", "crystal_system")
-    out["oxidation_state"] = TaskSpec("oxidation_state", "classification", "element",
-                                      "TM oxidation state", "", "sites")
-    out["coordination_number"] = TaskSpec("coordination_number", "classification", "element",
-                                          "TM coordination number", "", "sites")
-    return out
-
-
-#: Every task :func:`task_data` knows, by name.
-FEATURE_TASKS: dict[str, TaskSpec] = _specs()
+#: Every task :func:`task_data` knows, by name (:data:`specfusion_lib.core.tasks.ALL_TASKS`).
+FEATURE_TASKS: dict[str, TaskSpec] = ALL_TASKS
 #: The element-level (per-TM) tasks.
 ELEMENT_TASKS: tuple[str, ...] = tuple(n for n, s in FEATURE_TASKS.items()
                                        if s.level == "element")
@@ -331,7 +302,7 @@ def _process_one(energy: np.ndarray, mu: np.ndarray, element: str, edge: str, so
 
 
 def build_features(
-    snapshot: Any,
+    snapshot: Snapshot,
     *,
     all_element: bool = False,
     edge: str = "K",
@@ -369,6 +340,7 @@ def build_features(
     Raises:
         ConfigurationError: If no material is left, or ``max_elements`` is too small.
     """
+    t0 = time.perf_counter()
     materials = snapshot.materials
     if material_ids is not None:
         wanted = list(material_ids)
@@ -407,6 +379,17 @@ def build_features(
             continue
         rows.append((mid, symbols, found))
 
+    for item in skipped:
+        logger.debug("skipped spectrum %s %s %s: %s", item.material_id, item.element, item.edge,
+                     item.reason)
+    if skipped:
+        shown = "; ".join(f"{s.material_id} {s.element}: {s.reason}" for s in skipped[:3])
+        logger.warning("XANES features: %d spectrum/spectra skipped (%s%s)", len(skipped), shown,
+                       " ..." if len(skipped) > 3 else "")
+    logger.info("XANES features (%s edge): %d material(s) kept, %d spectra used, %d skipped, "
+                "%d material(s) dropped without a usable spectrum (%.1f s)", edge, len(rows),
+                sum(len(r[2]) for r in rows), len(skipped), len(dropped),
+                time.perf_counter() - t0)
     if not rows:
         raise ConfigurationError(
             f"no material with a usable {edge}-edge spectrum in snapshot "
@@ -590,7 +573,7 @@ def _class_name(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-def _not_available(spec: TaskSpec, snapshot: Any, detail: str = "") -> TaskNotAvailableError:
+def _not_available(spec: TaskSpec, snapshot: Snapshot, detail: str = "") -> TaskNotAvailableError:
     sid = str(getattr(snapshot, "snapshot_id", "?"))[:12]
     extra = f" ({detail})" if detail else ""
     return TaskNotAvailableError(
@@ -598,7 +581,7 @@ def _not_available(spec: TaskSpec, snapshot: Any, detail: str = "") -> TaskNotAv
         f"{sid}{extra}")
 
 
-def require_task(snapshot: Any, task: str) -> TaskSpec:
+def require_task(snapshot: Snapshot, task: str) -> TaskSpec:
     """Check cheaply (labels only) that a snapshot has a task's labels.
 
     Args:
@@ -626,14 +609,10 @@ def require_task(snapshot: Any, task: str) -> TaskSpec:
 
 
 def _material_labels(spec: TaskSpec, materials: pd.DataFrame) -> pd.Series:
-    if spec.name in TASKS:
-        return TASKS[spec.name].labels(materials)
-    return materials[spec.source_field].map(
-        lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
-    ).astype(object)
+    return spec.labels(materials)
 
 
-def task_data(snapshot: Any, task: str, features: FeatureSet | None = None, *,
+def task_data(snapshot: Snapshot, task: str, features: FeatureSet | None = None, *,
               all_element: bool = False) -> TaskData:
     """Labels of one task joined to the inputs of the materials that have them.
 
@@ -676,11 +655,11 @@ def task_data(snapshot: Any, task: str, features: FeatureSet | None = None, *,
         if spec.kind == "regression":
             return TaskData(spec, features.subset(keep), np.asarray(values, dtype=np.float32),
                             (), dict(excluded))
-        if spec.name in TASKS:
-            classes = TASKS[spec.name].classes
-        else:
-            order = {c: k for k, c in enumerate(_CRYSTAL_SYSTEMS)}
+        if spec.observed_classes:
+            order = {c: k for k, c in enumerate(spec.classes)}
             classes = tuple(sorted(set(values), key=lambda c: (order.get(c, len(order)), c)))
+        else:
+            classes = spec.classes
         index = {c: k for k, c in enumerate(classes)}
         kept = [(i, index[v]) for i, v in zip(keep, values, strict=True) if v in index]
         if len(kept) < len(keep):
@@ -726,7 +705,7 @@ def _parse_sites(raw: Any) -> list[dict[str, Any]] | None:
     return json.loads(raw) if isinstance(raw, str) else None
 
 
-def available_tasks(snapshot: Any) -> dict[str, bool]:
+def available_tasks(snapshot: Snapshot) -> dict[str, bool]:
     """Whether each task of :data:`FEATURE_TASKS` has labels in the snapshot.
 
     This checks the labels only (cheap); a task can still end up unavailable when none of

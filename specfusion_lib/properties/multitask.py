@@ -13,15 +13,16 @@ Data (:func:`multitask_data` → :class:`MultiTaskData`):
 * per task there is a target array and a row mask (``True`` = the material carries this
   label). A label a material lacks is **masked out** of that task's loss, metrics,
   baselines and target statistics; it is never filled in. Masked regression targets are NaN,
-  masked classification targets :data:`~specfusion_lib.properties.features.IGNORE_INDEX`; the training
-  code selects rows by the mask and never reads those values.
+  masked classification targets :data:`~specfusion_lib.properties.features.IGNORE_INDEX`; the
+  training code selects rows by the mask and never reads those values.
 * Element-level tasks (``oxidation_state``, ``coordination_number``) are supported: their
   targets have shape ``(N, E)`` with :data:`~specfusion_lib.properties.features.IGNORE_INDEX` at
   unlabelled elements, the head is applied per element token, and the cross-entropy runs
   over the labelled TM elements of the labelled rows.
-* A task the snapshot lacks raises :class:`~specfusion_lib.properties.features.TaskNotAvailableError`
-  ("not available in this snapshot"), or, with ``skip_unavailable=True``, is left out and
-  reported in :attr:`MultiTaskData.not_available`.
+* A task the snapshot lacks raises
+  :class:`~specfusion_lib.properties.features.TaskNotAvailableError` ("not available in this
+  snapshot"), or, with ``skip_unavailable=True``, is left out and reported in
+  :attr:`MultiTaskData.not_available`.
 
 Training (:func:`train_multitask`), as :func:`~specfusion_lib.properties.train.train_model` does for
 one task:
@@ -44,11 +45,11 @@ one task:
   next to the trivial baselines (training majority class / training mean of the same task).
 
 Checkpoints: :func:`~specfusion_lib.training.checkpoints.save_checkpoint` /
-:func:`~specfusion_lib.training.checkpoints.load` store and rebuild the model with this module's metadata
-(:meth:`MultiTaskResult.save`). The metadata has a ``tasks`` entry instead of the single-task
-``task`` entry, so do not name such files ``<task>-seed<N>.pt`` (the pattern
-:meth:`~specfusion_lib.properties.predict.Predictor.from_dir` loads); :func:`checkpoint_file` gives a
-name that does not clash. :func:`predict_multitask` turns a loaded model's outputs into
+:func:`~specfusion_lib.training.checkpoints.load` store and rebuild the model with this module's
+metadata (:meth:`MultiTaskResult.save`). The metadata has a ``tasks`` entry instead of the
+single-task ``task`` entry, so do not name such files ``<task>-seed<N>.pt`` (the pattern
+:meth:`~specfusion_lib.properties.predict.Predictor.from_dir` loads); :func:`checkpoint_file` gives
+a name that does not clash. :func:`predict_multitask` turns a loaded model's outputs into
 physical units / class probabilities.
 """
 
@@ -60,7 +61,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -100,6 +101,9 @@ from specfusion_lib.training.checkpoints import (
 from specfusion_lib.training.loop import fit_epochs, resolve_device
 from specfusion_lib.training.metrics import baseline_metrics, metrics_from_table
 from specfusion_lib.training.splits import capped_rows, resolve_split
+
+if TYPE_CHECKING:
+    from specfusion_lib.data.snapshot import Snapshot
 
 __all__ = [
     "MultiTaskData",
@@ -247,7 +251,7 @@ class MultiTaskData:
                        masks={t: m[idx] for t, m in self.masks.items()})
 
     def task_data(self, task: str) -> TaskData:
-        """The single-task :class:`~specfusion_lib.properties.features.TaskData` of one task's labelled rows.
+        """One task's labelled rows as single-task :class:`~.features.TaskData`.
 
         Raises:
             ConfigurationError: If ``task`` is not one of :attr:`tasks`.
@@ -276,8 +280,8 @@ class MultiTaskData:
         :class:`~specfusion_lib.properties.features.FeatureSet` (same padding).
 
         Args:
-            tasks: Task name → its :class:`~specfusion_lib.properties.features.TaskData` (the key must
-                be the task's name).
+            tasks: Task name → its :class:`~specfusion_lib.properties.features.TaskData` (the key
+                must be the task's name).
             not_available: Tasks left out because the snapshot lacks them (name → message).
             snapshot: Snapshot metadata to carry into the run's metadata.
 
@@ -327,7 +331,7 @@ def _task_names(tasks: Iterable[str]) -> list[str]:
 
 
 def multitask_data(
-    snapshot: Any,
+    snapshot: Snapshot,
     tasks: Iterable[str],
     features: FeatureSet | None = None,
     *,
@@ -337,19 +341,20 @@ def multitask_data(
 ) -> MultiTaskData:
     """Labels of several tasks over one shared set of inputs, absent labels masked.
 
-    Each task's labels are read with :func:`~specfusion_lib.properties.features.task_data`; the rows are
-    the union of the materials (with a usable spectrum) that carry at least one of them.
+    Each task's labels are read with :func:`~specfusion_lib.properties.features.task_data`; the rows
+    are the union of the materials (with a usable spectrum) that carry at least one of them.
 
     Args:
         snapshot: A loaded :class:`~specfusion_lib.data.snapshot.Snapshot`.
         tasks: Names of :data:`~specfusion_lib.properties.features.FEATURE_TASKS` (material- and
             element-level tasks may be mixed); the order is the head order.
-        features: Pre-built inputs (:func:`~specfusion_lib.properties.features.build_features`); built
-            here when ``None``.
+        features: Pre-built inputs (:func:`~specfusion_lib.properties.features.build_features`);
+            built here when ``None``.
         all_element: Passed to ``build_features`` when ``features`` is ``None`` (must match
             ``features.all_element`` otherwise).
-        max_materials: Keep a seeded (seed 0, as :func:`~specfusion_lib.properties.train.train_task`)
-            random subset of this many union materials (e.g. the profile's cap).
+        max_materials: Keep a seeded (seed 0, as
+            :func:`~specfusion_lib.properties.train.train_task`) random subset of this many union
+            materials (e.g. the profile's cap).
         skip_unavailable: Leave out tasks the snapshot lacks (listed in
             :attr:`MultiTaskData.not_available`) instead of raising.
 
@@ -463,7 +468,8 @@ class MultiTaskResult:
         return pd.DataFrame(rows)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model and metadata with :func:`~specfusion_lib.training.checkpoints.save_checkpoint`."""
+        """Write the model and metadata with
+        :func:`~specfusion_lib.training.checkpoints.save_checkpoint`."""
         self.checkpoint = save_checkpoint(path, self.model, self.metadata)
         return self.checkpoint
 
@@ -731,7 +737,8 @@ def predict_multitask(model: MultiTaskSpecFusionNet, features: FeatureSet,
         features: Inputs (:func:`~specfusion_lib.properties.features.build_features` or
             :func:`~specfusion_lib.properties.features.features_for_compound`).
         metadata: The run's metadata (:attr:`MultiTaskResult.metadata` or from
-            :func:`~specfusion_lib.training.checkpoints.load`); without it the raw outputs are returned.
+            :func:`~specfusion_lib.training.checkpoints.load`); without it the raw outputs are
+            returned.
         batch_size: Materials per forward pass.
 
     Returns:
@@ -745,7 +752,8 @@ def predict_multitask(model: MultiTaskSpecFusionNet, features: FeatureSet,
     """
     if not isinstance(model, MultiTaskSpecFusionNet):
         raise ConfigurationError(f"predict_multitask needs a MultiTaskSpecFusionNet, got "
-                                 f"{type(model).__name__}; use specfusion_lib.properties.train.predict")
+                                 f"{type(model).__name__}; use "
+                                 "specfusion_lib.properties.train.predict")
     device = next(model.parameters()).device
     if metadata is not None:
         if "tasks" not in metadata or "targets" not in metadata.get("normalization", {}):

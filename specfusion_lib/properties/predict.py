@@ -9,8 +9,8 @@
 or ``specfusion predict --xanes Fe.csv --xanes Ti.csv --elements Fe Ti O [--json]``.
 
 Models: every checkpoint ``<task>-seed<N>.pt`` of a checkpoint folder (as written by
-notebooks 02 and 04 through :func:`specfusion_lib.properties.train.train_task`); checkpoints with a tag
-(ablations) or of all-element models are ignored unless asked for. Several seeds of a task
+notebooks 02 and 04 through :func:`specfusion_lib.properties.train.train_task`); checkpoints with a
+tag (ablations) or of all-element models are ignored unless asked for. Several seeds of a task
 are averaged (class probabilities, or values with their spread across seeds).
 
 Checks, each with its own error type:
@@ -53,9 +53,9 @@ from specfusion_lib.core.errors import (
 )
 from specfusion_lib.properties.features import features_for_compound
 from specfusion_lib.properties.train import predict
-from specfusion_lib.training.checkpoints import load
 from specfusion_lib.spectra.xanes import ProcessedXANES, XANESSpectrum, check_edge
 from specfusion_lib.spectra.xanes_readers import read_xanes
+from specfusion_lib.training.checkpoints import load
 
 __all__ = [
     "TRAINING_ELEMENTS_KEY",
@@ -118,8 +118,8 @@ def _as_spectrum(element: str, spectrum: XANESSpectrum | ProcessedXANES | str | 
     """Read / check one spectrum declared as ``element``'s.
 
     A :class:`~specfusion_lib.spectra.xanes.ProcessedXANES` (already preprocessed, e.g. with an
-    explicit E0 by :class:`specfusion_lib.measured.domain_shift.E0TemplateAligner`) is only checked for
-    its element and standardisation; its grid is checked against each model in
+    explicit E0 by :class:`specfusion_lib.measured.domain_shift.E0TemplateAligner`) is only checked
+    for its element and standardisation; its grid is checked against each model in
     :meth:`Predictor.predict`.
     """
     if isinstance(spectrum, ProcessedXANES):

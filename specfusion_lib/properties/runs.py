@@ -4,10 +4,12 @@ The notebooks only call these functions; each returns plain pandas objects that 
 displays and :func:`specfusion_lib.plotting.common.save_table` writes.
 
 * :func:`run_tasks` trains every requested task with the SI §S1.1 protocol
-  (:func:`specfusion_lib.properties.train.train_task_seeds`) and keeps a :class:`TaskRun` per task. A task
-  whose label the snapshot lacks (or has for fewer than three materials) is *not available in
-  this snapshot*: it is kept as a run without results and reported as such, never faked.
-* :func:`metrics_table` puts each metric next to the paper's value (:data:`PAPER_VALUES`) and
+  (:func:`specfusion_lib.properties.train.train_task_seeds`) and keeps a :class:`TaskRun` per
+  task. A task whose label the snapshot lacks (or has for fewer than three materials) is *not
+  available in this snapshot*: it is kept as a run without results and reported as such, never
+  faked.
+* :func:`metrics_table` puts each metric next to the paper's value
+  (:data:`~specfusion_lib.core.paper.PROPERTY_VALUES`) and
   the trivial baseline computed on the same test part (majority class of the training part;
   training mean), so a reader sees what the model earns over a constant guess.
 * :func:`confusion_matrix` (Fig. S8), :func:`parity_frame` (Fig. 2d–g),
@@ -15,11 +17,9 @@ displays and :func:`specfusion_lib.plotting.common.save_table` writes.
   and coordination number per TM element) prepare the data of the figures drawn by
   :mod:`specfusion_lib.plotting.properties`.
 
-Paper values (main text, Chem. Sci. 2026, DOI 10.1039/d6sc00651e) are quoted as the paper
-states them: accuracy and macro-F1 above 0.82 for every classification task (Fig. 2c, S8);
-MAE below 0.71 eV for the energetic quantities and below 0.60 g cm⁻³ for density
-(Fig. 2d–g); all-element vs TM-only inputs: band-gap MAE differing by 0.05 eV and F1 by less
-than 6 % (Fig. 2h); XANES-only crystal-system accuracy 0.48 (Fig. S21). The paper gives no
+Paper values are those of :mod:`specfusion_lib.core.paper`, quoted as the paper states them:
+:data:`~specfusion_lib.core.paper.PROPERTY_VALUES` (Fig. 2c–g, S8; the XANES-only crystal
+system of Fig. S21) and the all-element vs TM-only differences of Fig. 2h. The paper gives no
 per-task numbers in the text, so none are invented here.
 """
 
@@ -29,15 +29,21 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from specfusion_lib.core.errors import ConfigurationError
+from specfusion_lib.core.paper import (
+    FIG2H_BAND_GAP_MAE_DIFFERENCE,
+    FIG2H_F1_DIFFERENCE,
+    PROPERTY_VALUES,
+)
 from specfusion_lib.core.profiles import Profile, get_profile
 from specfusion_lib.core.tasks import CLASSIFICATION_TASKS, REGRESSION_TASKS
 from specfusion_lib.properties.features import (
+    ELEMENT_TASKS,
     FeatureSet,
     TaskNotAvailableError,
     TaskSpec,
@@ -47,13 +53,14 @@ from specfusion_lib.properties.features import (
 )
 from specfusion_lib.properties.train import SeedSummary, train_task_seeds
 
+if TYPE_CHECKING:
+    from specfusion_lib.data.snapshot import Snapshot
+
 __all__ = [
     "ELEMENT_TASKS",
     "NOT_AVAILABLE",
-    "PAPER_VALUES",
     "PARITY_FIGURES",
     "PROPERTY_TASKS",
-    "PaperValue",
     "TaskRun",
     "confusion_matrix",
     "label_counts_table",
@@ -74,9 +81,6 @@ NOT_AVAILABLE = "not available in this snapshot"
 #: (Fig. 2c–g) plus the XANES-only crystal system (compared with Fig. S21).
 PROPERTY_TASKS: tuple[str, ...] = (*CLASSIFICATION_TASKS, "crystal_system", *REGRESSION_TASKS)
 
-#: Notebook 04's tasks: per-TM oxidation state and coordination number.
-ELEMENT_TASKS: tuple[str, ...] = ("oxidation_state", "coordination_number")
-
 #: Regression target → figure stem of its parity plot (Fig. 2d–g).
 PARITY_FIGURES: dict[str, str] = {
     "formation_energy_per_atom": "fig2d_parity_formation_energy",
@@ -89,40 +93,6 @@ _METRICS = {"classification": ("accuracy", "f1_macro"), "regression": ("mae", "r
 _BASELINE_NAME = {"classification": "majority class of the training part",
                   "regression": "mean of the training part"}
 
-
-@dataclass(frozen=True)
-class PaperValue:
-    """A published number to compare with.
-
-    Attributes:
-        text: The value as the paper states it (``"> 0.82"``).
-        value: The number, for plotting (a bound or a value).
-        source: Where the paper states it.
-        bound: ``"lower"`` (ours should exceed it), ``"upper"`` (ours should stay below) or
-            ``""`` (a plain value).
-    """
-
-    text: str
-    value: float
-    source: str
-    bound: str = ""
-
-
-_CLS_SOURCE = "main text, Fig. 2c and SI Fig. S8 (all classification tasks)"
-_ENERGY_SOURCE = "main text, Fig. 2d–g (bound for all energetic quantities)"
-
-#: (task, metric) → the paper's value. Only numbers the paper states.
-PAPER_VALUES: dict[tuple[str, str], PaperValue] = {
-    **{(t, m): PaperValue("> 0.82", 0.82, _CLS_SOURCE, "lower")
-       for t in CLASSIFICATION_TASKS for m in ("accuracy", "f1_macro")},
-    ("formation_energy_per_atom", "mae"): PaperValue("< 0.71 eV", 0.71, _ENERGY_SOURCE,
-                                                     "upper"),
-    ("efermi", "mae"): PaperValue("< 0.71 eV", 0.71, _ENERGY_SOURCE, "upper"),
-    ("band_gap", "mae"): PaperValue("< 0.71 eV", 0.71, _ENERGY_SOURCE, "upper"),
-    ("density", "mae"): PaperValue("< 0.60 g/cm³", 0.60, "main text, Fig. 2g", "upper"),
-    ("crystal_system", "accuracy"): PaperValue(
-        "0.48 (XANES only)", 0.48, "main text, SI Fig. S21 (XANES-only input)"),
-}
 
 
 def paper_reference_table(tasks: Iterable[str] | None = None) -> pd.DataFrame:
@@ -137,11 +107,12 @@ def paper_reference_table(tasks: Iterable[str] | None = None) -> pd.DataFrame:
     wanted = None if tasks is None else set(tasks)
     rows = [{"task": t, "metric": m, "paper_value": v.text, "bound": v.bound or "value",
              "source": v.source}
-            for (t, m), v in PAPER_VALUES.items() if wanted is None or t in wanted]
-    rows.append({"task": "band_gap (all-element vs TM-only)", "metric": "|Δ mae|",
-                 "paper_value": "0.05 eV", "bound": "value", "source": "main text, Fig. 2h"})
-    rows.append({"task": "classification (all-element vs TM-only)", "metric": "Δ f1_macro",
-                 "paper_value": "< 6 %", "bound": "upper", "source": "main text, Fig. 2h"})
+            for (t, m), v in PROPERTY_VALUES.items() if wanted is None or t in wanted]
+    for task, metric, v in (
+            ("band_gap (all-element vs TM-only)", "|Δ mae|", FIG2H_BAND_GAP_MAE_DIFFERENCE),
+            ("classification (all-element vs TM-only)", "Δ f1_macro", FIG2H_F1_DIFFERENCE)):
+        rows.append({"task": task, "metric": metric, "paper_value": v.text,
+                     "bound": v.bound or "value", "source": v.source})
     return pd.DataFrame(rows)
 
 
@@ -185,7 +156,7 @@ class TaskRun:
 
 
 def run_tasks(
-    snapshot: Any,
+    snapshot: Snapshot,
     tasks: Sequence[str],
     profile: Profile | str = "quick",
     *,
@@ -238,7 +209,7 @@ def run_tasks(
     return runs
 
 
-def paired_features(snapshot: Any, *, complete_only: bool = True
+def paired_features(snapshot: Snapshot, *, complete_only: bool = True
                     ) -> tuple[FeatureSet, FeatureSet]:
     """TM-only and all-element inputs of the *same* materials (Fig. 2h).
 
@@ -298,7 +269,7 @@ def metrics_table(runs: Mapping[str, TaskRun]) -> pd.DataFrame:
     for task, run in runs.items():
         spec = run.spec
         for metric in _METRICS[spec.kind]:
-            paper = PAPER_VALUES.get((task, metric))
+            paper = PROPERTY_VALUES.get((task, metric))
             row: dict[str, Any] = {
                 "task": task, "title": spec.title, "kind": spec.kind, "metric": metric,
                 "status": run.status, "ours": NOT_AVAILABLE, "ours_mean": math.nan,
@@ -410,7 +381,7 @@ def partial_vs_all_table(tm_runs: Mapping[str, TaskRun],
     return pd.DataFrame(rows)
 
 
-def per_element_accuracy(snapshot: Any, run: TaskRun,
+def per_element_accuracy(snapshot: Snapshot, run: TaskRun,
                          features: FeatureSet | None = None) -> pd.DataFrame:
     """Accuracy of an element-level task per TM element, next to a per-element baseline.
 

@@ -49,7 +49,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -83,6 +83,9 @@ from specfusion_lib.training.metrics import (
     prediction_table,
 )
 from specfusion_lib.training.splits import capped_rows, resolve_split, split_indices
+
+if TYPE_CHECKING:
+    from specfusion_lib.data.snapshot import Snapshot
 
 __all__ = [
     "SeedSummary",
@@ -439,7 +442,7 @@ def train_model(
     )
 
 
-def _maybe_resume(path: Path, snapshot: Any, data: TaskData, prof: Profile, seed: int,
+def _maybe_resume(path: Path, snapshot: Snapshot, data: TaskData, prof: Profile, seed: int,
                   split_seed: int, hparams_wanted: Mapping[str, Any],
                   max_epochs: int) -> TrainResult | None:
     found = load_matching_checkpoint(
@@ -463,7 +466,7 @@ def _maybe_resume(path: Path, snapshot: Any, data: TaskData, prof: Profile, seed
         metadata=meta, checkpoint=path, resumed=True)
 
 
-def _prepare(snapshot: Any, task: str, prof: Profile, features: FeatureSet | None,
+def _prepare(snapshot: Snapshot, task: str, prof: Profile, features: FeatureSet | None,
              all_element: bool) -> TaskData:
     require_task(snapshot, task)  # cheap check before the spectra are preprocessed
     if features is None:
@@ -479,7 +482,7 @@ def _prepare(snapshot: Any, task: str, prof: Profile, features: FeatureSet | Non
 
 
 def train_task(
-    snapshot: Any,
+    snapshot: Snapshot,
     task: str,
     profile: Profile | str = "quick",
     seed: int | None = None,
@@ -587,7 +590,7 @@ class SeedSummary:
 
 
 def train_task_seeds(
-    snapshot: Any,
+    snapshot: Snapshot,
     task: str,
     profile: Profile | str = "quick",
     seeds: Sequence[int] | None = None,

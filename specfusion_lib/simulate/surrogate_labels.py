@@ -74,8 +74,10 @@ import contextlib
 import functools
 import importlib.metadata
 import json
+import logging
 import math
 import pickle
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
@@ -96,6 +98,8 @@ from specfusion_lib.core.errors import (
 if TYPE_CHECKING:
     from chgnet.model import CHGNet
     from torch import nn
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "CGCNN_CHECKPOINTS",
@@ -538,6 +542,7 @@ def predict_model_labels(structures: Sequence[Structure], *,
         ElementError: An element has no CGCNN embedding.
         SimulationError: A model cannot be loaded or fails.
     """
+    t0 = time.perf_counter()
     structures = _check_inputs(structures, batch_size)
     if magmoms is None:
         magmoms = [None] * len(structures)
@@ -553,6 +558,9 @@ def predict_model_labels(structures: Sequence[Structure], *,
                     f"{len(structure)} sites but {len(moments)} magnetic moments")
 
     missing = [i for i, moments in enumerate(magmoms) if moments is None]
+    logger.info("surrogate labels for %d structure(s): magnetic moments %d of %d given, %d "
+                "predicted with CHGNet", len(structures), len(structures) - len(missing),
+                len(structures), len(missing))
     if missing:
         predicted = predict_magmoms([structures[i] for i in missing],
                                     batch_size=min(batch_size, 16), progress=progress,
@@ -584,4 +592,6 @@ def predict_model_labels(structures: Sequence[Structure], *,
             "is_metal": is_metal,
             "is_magnetic": magnetic[i],
         })
+    logger.info("surrogate labels done: %d structure(s) in %.1f s", len(records),
+                time.perf_counter() - t0)
     return records

@@ -23,11 +23,11 @@ Formats:
 
 Every problem raises :class:`~specfusion_lib.core.errors.SpectrumFileError` (or
 :class:`~specfusion_lib.core.errors.ElementError` for an unknown element symbol,
-:class:`~specfusion_lib.core.errors.WrongElementError` / :class:`~specfusion_lib.core.errors.SpectrumError`
-when the edge is wrong or missing) with the file path and, where it applies, the line number in
-the message. Energies must be strictly increasing; a fully reversed axis (a scan recorded from
-high to low energy) is flipped, anything else non-monotonic or duplicated is rejected -- never
-silently sorted. Readers never write to disk.
+:class:`~specfusion_lib.core.errors.WrongElementError` /
+:class:`~specfusion_lib.core.errors.SpectrumError` when the edge is wrong or missing) with the file
+path and, where it applies, the line number in the message. Energies must be strictly increasing; a
+fully reversed axis (a scan recorded from high to low energy) is flipped, anything else
+non-monotonic or duplicated is rejected -- never silently sorted. Readers never write to disk.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import logging
 import math
 import os
 from collections.abc import Mapping
@@ -53,6 +54,8 @@ __all__ = [
     "save_checkpoint",
     "snapshot_metadata",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: Identifier stored in every checkpoint; :func:`load` refuses other files.
 CHECKPOINT_FORMAT = "specfusion-checkpoint"
@@ -185,6 +188,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module,
     atomic_write(target, lambda handle: torch.save(payload, handle))
     text = json.dumps(meta, indent=2) + "\n"
     atomic_write_text(metadata_path(target), text)
+    logger.info("checkpoint written: %s", target)
     return target
 
 
@@ -286,8 +290,11 @@ def load_matching_checkpoint(path: str | os.PathLike[str], snapshot: Snapshot,
     if meta.get("snapshot", {}).get("id") != getattr(snapshot, "snapshot_id", None):
         return None
     if any(meta.get(k) != jsonable(v) for k, v in expected.items()):
+        logger.info("%s: another run (seed, profile or split differ); training afresh", target)
         return None
     stored = meta.get("hparams") or {}
     if hparams is not None and any(stored.get(k) != v for k, v in jsonable(hparams).items()):
+        logger.info("%s: other hyper-parameters than this run's; training afresh", target)
         return None
+    logger.info("resuming from the finished checkpoint %s", target)
     return model, meta
