@@ -6,6 +6,7 @@ import functools
 import json
 import multiprocessing
 import os
+import re
 import signal
 import threading
 import time
@@ -18,7 +19,7 @@ import pytest
 from pymatgen.core import Element, Lattice, Structure
 
 from specfusion_lib.core.errors import ConfigurationError, SimulationError
-from specfusion_lib.simulate import feff
+from specfusion_lib.simulate import feff, runner
 from specfusion_lib.simulate.cache import (
     CacheStats,
     SpectrumCache,
@@ -495,3 +496,104 @@ def test_real_feff_run_through_runner_then_cache_hit(tmp_path: Path) -> None:
     assert 6500 < xanes.energy[0] < 6560 < xanes.energy[-1]
     assert np.all(np.diff(xanes.energy) > 0) and np.ptp(xanes.mu) > 0.5
     assert _temp_files(tmp_path) == []
+
+
+# ------------------------------------------------------------------ the committed demo build cache
+
+#: The committed demo build (pool, frozen subsets, FEFF cache with its key index).
+DEMO_BUILD = Path(__file__).resolve().parents[1] / "data" / "demo_build"
+#: Every this-many-th compound of the frozen XANES subset is checked: 10 of 1,600, spread over
+#: the named compounds, the all-element subset and the seeded draw.
+DEMO_SAMPLE_STEP = 160
+_CANDIDATE_ID = re.compile(r'"candidate_id":\s*"([^"]+)"')
+
+
+@pytest.fixture(scope="module")
+def demo_sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[SiteJob], SpectrumCache]:
+    """The FEFF jobs ``build-demo`` plans for a sample of the committed XANES subset.
+
+    The same planning calls as :func:`specfusion_lib.data.demo.build_demo_snapshot`, on a pool
+    folder holding only the sampled compounds' relaxation records (loading the whole pool
+    takes ~20 s).
+    """
+    if not DEMO_BUILD.is_dir():
+        pytest.skip(f"{DEMO_BUILD} is absent: no committed demo build to check")
+    from specfusion_lib.data.demo import (
+        ALL_ELEMENT_SUBSET_FILE,
+        XANES_SUBSET_FILE,
+        plan_demo_spectra,
+    )
+    from specfusion_lib.data.demo_pool import RECORDS_DIR, load_pool
+
+    xanes_ids = json.loads((DEMO_BUILD / XANES_SUBSET_FILE).read_text())["candidate_ids"]
+    all_ids = json.loads((DEMO_BUILD / ALL_ELEMENT_SUBSET_FILE).read_text())["candidate_ids"]
+    sample = set(xanes_ids[::DEMO_SAMPLE_STEP])
+    records = tmp_path_factory.mktemp("demo_pool") / RECORDS_DIR
+    records.mkdir()
+    for path in sorted((DEMO_BUILD / "pool" / RECORDS_DIR).glob("*.json")):
+        text = path.read_text(encoding="utf-8")
+        found = _CANDIDATE_ID.search(text)
+        if found and found.group(1) in sample:
+            (records / path.name).write_text(text, encoding="utf-8")
+    entries = load_pool(records.parent)
+    assert {e.candidate_id for e in entries} == sample, "sampled compounds missing from the pool"
+    plan = plan_demo_spectra(entries, all_element_ids=all_ids, xanes_ids=xanes_ids)
+    jobs = plan_jobs({e.candidate_id: e.structure for e in entries}, plan, edge="K",
+                     preset="fast")
+    assert len(jobs) >= len(sample)
+    return jobs, SpectrumCache(DEMO_BUILD / "feff")
+
+
+_REBUILD_HINT = ("regenerate the key index: runner.job_keys(<jobs build-demo plans>, "
+                 "SpectrumCache('data/demo_build/feff')) after removing the stale "
+                 "data/demo_build/feff/index/*.json")
+
+
+def test_committed_demo_cache_hits_without_building_inputs(
+        demo_sample: tuple[list[SiteJob], SpectrumCache],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    jobs, cache = demo_sample
+    version = feff.feff_version()
+    index = cache.load_key_index()
+    prints = runner._fingerprints(jobs, version)
+    unindexed = [job.label for job, fp in zip(jobs, prints, strict=True) if fp not in index]
+    assert not unindexed, (f"{len(unindexed)} of {len(jobs)} planned jobs miss the committed "
+                           f"key index (first: {unindexed[0]}); {_REBUILD_HINT}")
+    absent = [job.label for job, fp in zip(jobs, prints, strict=True)
+              if cache.get(index[fp]) is None]
+    assert not absent, f"the index points to keys without a cache entry: {absent}"
+
+    def no_input(*args: object, **kwargs: object) -> str:
+        raise AssertionError("a feff.inp was built although the key index covers the job")
+
+    monkeypatch.setattr(feff, "feff_input", no_input)
+    assert job_keys(jobs, cache, feff_version=version) == [index[fp] for fp in prints]
+
+
+def test_committed_demo_index_matches_fresh_inputs(
+        demo_sample: tuple[list[SiteJob], SpectrumCache]) -> None:
+    jobs, cache = demo_sample
+    version = feff.feff_version()
+    index = cache.load_key_index()
+    chosen = [jobs[0], jobs[len(jobs) // 2], jobs[-1]]
+    fresh = job_keys(chosen, None, feff_version=version)  # builds every feff.inp
+    indexed = [index.get(fp) for fp in runner._fingerprints(chosen, version)]
+    assert fresh == indexed, (
+        "the feff.inp text differs from the one the committed key index was built from: a "
+        "change of feff_input's text needs a new feff.FEFF_INPUT_VERSION and new spectra for "
+        "data/demo_build/feff (rerun the demo build); if the text did not change, "
+        + _REBUILD_HINT)
+
+
+def test_fingerprint_follows_the_declared_feff_input_version(
+        jobs: list[SiteJob], monkeypatch: pytest.MonkeyPatch) -> None:
+    before = runner._fingerprints(jobs, "FEFF test")
+    monkeypatch.setattr(feff, "FEFF_INPUT_VERSION", feff.FEFF_INPUT_VERSION + "-changed")
+    runner._fingerprint_salt.cache_clear()
+    try:
+        after = runner._fingerprints(jobs, "FEFF test")
+    finally:
+        monkeypatch.undo()
+        runner._fingerprint_salt.cache_clear()
+    assert not set(before) & set(after)
+    assert runner._fingerprints(jobs, "FEFF test") == before

@@ -18,7 +18,6 @@ from specfusion_lib.spectra.xanes import (
     N_POINTS,
     WINDOW_EV,
     Alignment,
-    SpectrumStandardizer,
     XANESSpectrum,
     align_by_correlation,
     broaden,
@@ -361,25 +360,6 @@ def test_standardize_rows_and_errors():
         standardize(np.ones(10))
     with pytest.raises(ConfigurationError):
         standardize(x, method="minmax")
-
-
-def test_spectrum_standardizer():
-    rng = np.random.default_rng(2)
-    x = rng.normal(5.0, 3.0, (30, 20))
-    x[:, 3] = 7.0  # a constant column keeps scale 1
-    sc = SpectrumStandardizer()
-    with pytest.raises(ConfigurationError, match="not fitted"):
-        sc.transform(x)
-    z = sc.fit_transform(x)
-    np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=1e-12)
-    assert sc.mean_.shape == sc.scale_.shape == (20,) and sc.scale_[3] == 1.0
-    np.testing.assert_allclose(sc.inverse_transform(z), x)
-    again = SpectrumStandardizer.from_dict(sc.to_dict())
-    np.testing.assert_allclose(again.transform(x), z)
-    with pytest.raises(ConfigurationError):
-        sc.transform(x[:, :5])
-    with pytest.raises(ConfigurationError):
-        sc.fit(x[0])
 
 
 # ------------------------------------------------------------------------------- pipeline

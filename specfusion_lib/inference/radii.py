@@ -27,21 +27,13 @@ from functools import cache
 
 from pymatgen.core import Element, Species
 
-__all__ = ["ROMAN", "roman_numeral", "shannon_radius"]
+__all__ = ["ROMAN", "shannon_radius"]
 
 #: Coordination number → Shannon's Roman numeral.
 ROMAN: dict[int, str] = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII",
                          8: "VIII", 9: "IX", 10: "X", 11: "XI", 12: "XII", 14: "XIV"}
 _FROM_ROMAN = {v: k for k, v in ROMAN.items()}
 _SPIN_ORDER = ("High Spin", "", "Low Spin")
-
-
-def roman_numeral(cn: int) -> str:
-    """Shannon's label of a coordination number (6 → ``"VI"``)."""
-    try:
-        return ROMAN[int(cn)]
-    except KeyError:
-        raise ValueError(f"no Shannon label for coordination number {cn}") from None
 
 
 def _cn_of(label: str) -> int | None:

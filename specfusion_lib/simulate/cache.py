@@ -27,7 +27,8 @@ Properties:
 The key index exists because building the ``feff.inp`` text is not free: pymatgen's cluster
 construction takes ~0.1 s for a 50-atom cell, hours for a Materials-Project-sized build. The
 runner therefore remembers, per job, a cheap fingerprint (the structure's JSON, site, edge,
-preset cards, FEFF and pymatgen versions, and a hash of the FEFF wrapper's source) -> key in
+preset cards, FEFF and pymatgen versions, and the declared
+:data:`~specfusion_lib.simulate.feff.FEFF_INPUT_VERSION` of the feff.inp writer) -> key in
 ``index/``; a rerun looks keys up instead of rebuilding every input. Losing or invalidating the
 index only costs recomputing keys, never spectra.
 """

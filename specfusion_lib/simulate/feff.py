@@ -36,7 +36,8 @@ Presets (see :data:`PRESETS`):
 
 All functions are pure (no module state besides constants); results are plain frozen
 dataclasses, so a content-addressed cache or a process pool can wrap them. The feff.inp text
-(:func:`feff_input`) determines the result and is what a cache should hash.
+(:func:`feff_input`) determines the result and is what a cache should hash; a change of that
+text must come with a new :data:`FEFF_INPUT_VERSION`.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from specfusion_lib.core.errors import ConfigurationError, ElementError, Simulat
 
 __all__ = [
     "CLUSTER_RADIUS",
+    "FEFF_INPUT_VERSION",
     "PRESETS",
     "SYMPREC",
     "SiteSpectrum",
@@ -110,6 +112,16 @@ PRESETS: dict[str, dict[str, str]] = {
 
 #: Radius (Å) of the atom cluster written to ATOMS (pymatgen's MPXANESSet default).
 CLUSTER_RADIUS = 10.0
+
+#: Version of the ``feff.inp`` text that :func:`feff_input` writes. Bump it by hand (any new
+#: string) in the same change whenever the text written for a given structure, site, edge and
+#: preset changes (cluster, POTENTIALS or ATOMS rendering, rounding, card layout); leave it
+#: alone for edits that do not change the text (docstrings, refactoring, moving this module).
+#: The FEFF runner's job fingerprints (:mod:`specfusion_lib.simulate.runner`) include it
+#: instead of a hash of this file, so a cache's key index survives such edits; a forgotten
+#: bump is caught by ``tests/test_feff_cache.py``, which rebuilds the feff.inp of some jobs
+#: of the committed demo build and compares their keys with the index.
+FEFF_INPUT_VERSION = "1"
 
 #: Symmetry tolerance (Å) used to find inequivalent absorbing sites.
 SYMPREC = 0.1

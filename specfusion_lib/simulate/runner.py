@@ -15,6 +15,16 @@ A dataset build needs one FEFF run per symmetry-inequivalent absorbing site of e
 3. :func:`assemble_spectra` averages each (material, element, edge)'s site spectra by
    multiplicity; a material with a missing or failed site is reported, never half-averaged.
 
+Cache keys hash the ``feff.inp`` text of a job, which takes ~0.1 s per site to build. The
+cache's key index therefore maps a cheap fingerprint of each job (structure JSON, site, edge,
+preset cards, FEFF and pymatgen versions, cluster radius and
+:data:`~specfusion_lib.simulate.feff.FEFF_INPUT_VERSION`) to its key. That version is a
+constant bumped by hand whenever the feff.inp text changes; fingerprints deliberately do not
+hash the source of :mod:`specfusion_lib.simulate.feff`, so editing or moving that module
+keeps a committed key index hitting. A stale index would hand out the old keys, i.e. the
+old spectra: ``tests/test_feff_cache.py`` rebuilds the feff.inp of some jobs of the committed
+demo build and fails when their keys differ from the index.
+
 Scaling to Materials-Project size: start a dask scheduler and workers on the cluster
 (``dask scheduler`` / ``dask worker tcp://host:8786 --nthreads 1 --nworkers N``; one FEFF run
 uses one core, so one thread per worker process) and pass ``scheduler_address``. The workers
@@ -38,13 +48,13 @@ import functools
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import signal
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from pymatgen.core import Element, Structure
@@ -54,13 +64,14 @@ from specfusion_lib.core.errors import ConfigurationError, SimulationError, Spec
 from specfusion_lib.simulate import feff
 from specfusion_lib.simulate.cache import CACHE_SCHEMA, SpectrumCache, cache_key, failed_stage
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "AssembledSpectra",
     "JobFailure",
     "RunReport",
     "SiteJob",
     "assemble_spectra",
-    "job_fingerprint",
     "job_keys",
     "plan_jobs",
     "run_jobs",
@@ -166,6 +177,8 @@ def plan_jobs(
             for index, multiplicity in sites:
                 jobs.append(SiteJob(str(mid), as_dict, int(index), int(multiplicity), symbol,
                                     edge_u, preset, formula))
+    logger.info("planned %d FEFF site jobs for %d material(s) (%s edge, preset %s)",
+                len(jobs), len(elements_by_material), edge_u, preset)
     return jobs
 
 
@@ -176,15 +189,20 @@ def plan_jobs(
 
 @functools.lru_cache(maxsize=1)
 def _fingerprint_salt() -> str:
-    """What, besides the job, determines the feff.inp text and the key."""
-    source = Path(feff.__file__).read_bytes()
+    """What, besides the job, determines the feff.inp text and the key.
+
+    The declared :data:`~specfusion_lib.simulate.feff.FEFF_INPUT_VERSION` stands for the code
+    that writes feff.inp, not a hash of that code's source: editing or moving
+    ``feff.py`` without changing its output keeps every fingerprint (and a committed key
+    index) valid.
+    """
     try:
         pymatgen = importlib.metadata.version("pymatgen")
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover
         pymatgen = "?"
     return json.dumps({
         "schema": CACHE_SCHEMA,
-        "feff_wrapper": hashlib.sha256(source).hexdigest(),
+        "feff_input": feff.FEFF_INPUT_VERSION,
         "pymatgen": pymatgen,
         "radius": feff.CLUSTER_RADIUS,
     }, sort_keys=True)
@@ -194,24 +212,15 @@ def _structure_json(structure: Mapping[str, Any]) -> str:
     return json.dumps(structure, sort_keys=True, default=str, separators=(",", ":"))
 
 
-def job_fingerprint(job: SiteJob, feff_version: str) -> str:
+def _fingerprint(job: SiteJob, feff_version: str, structure_json: str) -> str:
     """A cheap stand-in for the key of a job (no ``feff.inp`` is built).
 
-    The SHA-256 of the structure's JSON, site, edge, preset cards, FEFF version, pymatgen
-    version and the FEFF wrapper's source. Equal fingerprints imply equal ``feff.inp`` text,
-    so the cache's key index can map fingerprints to keys.
-
-    Args:
-        job: The job.
-        feff_version: FEFF version string.
-
-    Returns:
-        Hex digest.
+    The SHA-256 of :func:`_fingerprint_salt`, the FEFF version, the structure's JSON, the
+    site, the preset and its cards (which include the edge). Equal fingerprints imply equal
+    ``feff.inp`` text as long as :data:`~specfusion_lib.simulate.feff.FEFF_INPUT_VERSION` is
+    bumped with every change of that text, so the cache's key index can map fingerprints to
+    keys.
     """
-    return _fingerprint(job, feff_version, _structure_json(job.structure))
-
-
-def _fingerprint(job: SiteJob, feff_version: str, structure_json: str) -> str:
     try:
         cards = feff.preset_cards(job.preset, job.edge)
     except ConfigurationError:
@@ -242,6 +251,7 @@ def _keys_task(jobs: Sequence[SiteJob], feff_version: str) -> list[tuple[bool, s
 
 
 def _fingerprints(jobs: Sequence[SiteJob], version: str) -> list[str]:
+    """:func:`_fingerprint` of every job (each distinct structure serialised once)."""
     texts: dict[int, str] = {}
     out = []
     for job in jobs:
@@ -497,6 +507,8 @@ def _resolve_keys(jobs: Sequence[SiteJob], cache: SpectrumCache | None, version:
     index = cache.load_key_index() if cache is not None else {}
     result: list[tuple[str | None, str | None]] = [(index.get(fp), None) for fp in prints]
     missing = [i for i, (key, _) in enumerate(result) if key is None]
+    logger.debug("FEFF cache keys: %d of %d job(s) from the key index",
+                 len(jobs) - len(missing), len(jobs))
     if not missing:
         return result
     # one computation per distinct fingerprint
@@ -677,6 +689,7 @@ def run_jobs(
         for i, (key, error) in enumerate(resolved):
             if key is None:
                 report.failures.append(JobFailure(jobs[i], None, error or "no key"))
+                logger.warning("FEFF job skipped: %s", error or jobs[i].label)
             else:
                 by_key.setdefault(key, []).append(i)
         report.n_unique = len(by_key)
@@ -693,6 +706,13 @@ def run_jobs(
                     for i in members)
             else:
                 report.n_cached += 1
+        logger.info("FEFF run: %d job(s), %d distinct spectra: %d of %d from cache, %d known "
+                    "failure(s) skipped, %d to compute (%s x%d)", report.n_jobs,
+                    report.n_unique, report.n_cached, report.n_unique,
+                    report.n_skipped_failed, len(todo), backend.name, backend.workers)
+        if report.n_skipped_failed:
+            logger.warning("%d FEFF spectra skipped: the cache records a failure "
+                           "(retry_failed=True runs them again)", report.n_skipped_failed)
 
         bar = tqdm(total=report.n_unique, initial=report.n_unique - len(todo),
                    desc=f"FEFF spectra ({jobs[0].preset})" if jobs else "FEFF spectra",
@@ -710,6 +730,8 @@ def run_jobs(
                         "spectra are cached, run again to continue") from value
                 message = f"{type(value).__name__}: {value}"
                 report.failures.extend(JobFailure(jobs[i], key, message) for i in members)
+                logger.warning("FEFF job %s raised an unexpected error (not cached, a rerun "
+                               "tries again): %s", job.label, message)
                 value = ("reported",)
             if value[0] == "ok":
                 try:
@@ -724,6 +746,9 @@ def run_jobs(
                 _, message, stage = value
                 cache.put_failure(key, message, stage, element=job.element, edge=job.edge,
                                   preset=job.preset, feff_version=version, **meta)
+                logger.warning("FEFF failed: %s (%s), %s site %d, stage %s: %s",
+                               job.material_id, job.formula or "?", job.element,
+                               job.site_index, stage or "unknown", _first_line(message))
                 report.failures.extend(JobFailure(jobs[i], key, message, stage, True)
                                        for i in members)
             bar.update(1)
@@ -737,12 +762,21 @@ def run_jobs(
             bar.close()
     except KeyboardInterrupt:
         interrupted = True
+        logger.warning("FEFF run interrupted after %.1f s: %d spectra computed and cached; "
+                       "run again to continue", time.perf_counter() - t0, report.n_computed)
         raise
     finally:
         backend.close(interrupted=interrupted)
         report.wall_time_s = time.perf_counter() - t0
     report.failures.sort(key=lambda f: (f.job.material_id, f.job.element, f.job.site_index))
+    logger.info("FEFF run done: %s", report.summary())
     return report
+
+
+def _first_line(message: str, limit: int = 300) -> str:
+    """The first line of an error message, shortened for a log record."""
+    lines = (message or "").strip().splitlines()
+    return lines[0][:limit] if lines else ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -826,6 +860,10 @@ def assemble_spectra(
             material_id=job.material_id, formula=job.formula, sites=tuple(sites),
             feff_version=sites[0].feff_version,
             wall_time_s=float(sum(s.wall_time_s for s in sites)))
+    logger.info("assembled %d spectra from %d FEFF site jobs; %d incomplete",
+                len(out), len(jobs), len(out.incomplete))
+    for (mid, element, edge), reason in out.incomplete.items():
+        logger.debug("incomplete: %s %s %s edge: %s", mid, element, edge, reason)
     if warn and out.incomplete:
         shown = ", ".join(f"{m} {e}" for m, e, _ in list(out.incomplete)[:5])
         more = " ..." if len(out.incomplete) > 5 else ""

@@ -21,8 +21,7 @@ The pipeline, step by step:
 Also: :func:`broaden` (Gaussian or Lorentzian broadening to mimic the measured resolution, since
 simulated spectra without a core hole have sharper, taller white lines than measured ones),
 :func:`align_by_correlation` (the energy shift maximising the Pearson correlation of two spectra;
-alignment dominates the agreement between simulated and measured spectra) and
-:class:`SpectrumStandardizer` (per-feature standardisation fitted on a training set).
+alignment dominates the agreement between simulated and measured spectra).
 
 Choices and why (measured on synthetic spectra in ``tests/test_xanes.py``):
 
@@ -77,7 +76,6 @@ __all__ = [
     "Alignment",
     "NormalizedXANES",
     "ProcessedXANES",
-    "SpectrumStandardizer",
     "XANESSpectrum",
     "align_by_correlation",
     "broaden",
@@ -781,8 +779,6 @@ def standardize(y: np.ndarray, method: str = "spectrum") -> np.ndarray:
 
     Method: ``(y - mean(y)) / std(y)`` along the last axis (population standard deviation),
     so each spectrum has mean 0 and standard deviation 1. ``method="none"`` returns a copy.
-    For standardisation per feature fitted on a training set, see
-    :class:`SpectrumStandardizer`.
 
     Args:
         y: One spectrum (1-D) or several (2-D, one per row).
@@ -805,77 +801,6 @@ def standardize(y: np.ndarray, method: str = "spectrum") -> np.ndarray:
     if np.any(std <= 1e-12 * np.maximum(1.0, np.abs(mean))):
         raise SpectrumError("cannot standardise a constant spectrum (standard deviation 0)")
     return (y - mean) / std
-
-
-class SpectrumStandardizer:
-    """Per-feature standardisation fitted on a training set (scikit-learn style).
-
-    ``fit`` stores the mean ``mean_`` and standard deviation ``scale_`` of every column of a
-    2-D array (rows: spectra, columns: energy points); ``transform`` returns
-    ``(X - mean_) / scale_``. Columns with zero spread get ``scale_ = 1``. The fitted state
-    round-trips through :meth:`to_dict` / :meth:`from_dict` (for checkpoint metadata).
-    """
-
-    def __init__(self) -> None:
-        self.mean_: np.ndarray | None = None
-        self.scale_: np.ndarray | None = None
-
-    @staticmethod
-    def _check(x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        if x.ndim != 2:
-            raise ConfigurationError(f"expected a 2-D array (spectra x points), got {x.shape}")
-        if not np.all(np.isfinite(x)):
-            raise SpectrumError("spectra to standardise contain NaN or inf")
-        return x
-
-    def fit(self, x: np.ndarray) -> SpectrumStandardizer:
-        """Store the column means and standard deviations of ``x`` (2-D)."""
-        x = self._check(x)
-        if x.shape[0] < 1:
-            raise ConfigurationError("cannot fit a standardizer on zero spectra")
-        self.mean_ = x.mean(axis=0)
-        scale = x.std(axis=0)
-        self.scale_ = np.where(scale > 0, scale, 1.0)
-        return self
-
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        """Return ``(x - mean_) / scale_``."""
-        if self.mean_ is None or self.scale_ is None:
-            raise ConfigurationError("SpectrumStandardizer is not fitted; call fit() first")
-        x = self._check(x)
-        if x.shape[1] != self.mean_.size:
-            raise ConfigurationError(
-                f"spectra have {x.shape[1]} points, the standardizer was fitted on "
-                f"{self.mean_.size}"
-            )
-        return (x - self.mean_) / self.scale_
-
-    def fit_transform(self, x: np.ndarray) -> np.ndarray:
-        """``fit(x)`` then ``transform(x)``."""
-        return self.fit(x).transform(x)
-
-    def inverse_transform(self, x: np.ndarray) -> np.ndarray:
-        """Undo :meth:`transform`."""
-        if self.mean_ is None or self.scale_ is None:
-            raise ConfigurationError("SpectrumStandardizer is not fitted; call fit() first")
-        return self._check(x) * self.scale_ + self.mean_
-
-    def to_dict(self) -> dict[str, list[float]]:
-        """The fitted state as plain lists (JSON-serialisable)."""
-        if self.mean_ is None or self.scale_ is None:
-            raise ConfigurationError("SpectrumStandardizer is not fitted; call fit() first")
-        return {"mean": self.mean_.tolist(), "scale": self.scale_.tolist()}
-
-    @classmethod
-    def from_dict(cls, state: dict[str, Any]) -> SpectrumStandardizer:
-        """Rebuild a fitted standardizer from :meth:`to_dict` output."""
-        obj = cls()
-        obj.mean_ = np.asarray(state["mean"], dtype=np.float64)
-        obj.scale_ = np.asarray(state["scale"], dtype=np.float64)
-        if obj.mean_.shape != obj.scale_.shape or obj.mean_.ndim != 1:
-            raise ConfigurationError("standardizer state: mean and scale must be equal 1-D lists")
-        return obj
 
 
 _zscore = standardize  # preprocess_xanes has a parameter named ``standardize``
