@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -222,3 +223,31 @@ def test_fit_classifier_learns_a_separable_problem_and_restores_the_best_epoch()
     assert fit.history[-1]["val_accuracy"] >= 0.9
     best = min(h["val_loss"] for h in fit.history)
     assert fit.history[fit.best_epoch - 1]["val_loss"] == best
+
+
+# --------------------------------------------------------------------------------------------
+# checkpoints written by an earlier layout of the package
+# --------------------------------------------------------------------------------------------
+
+LEGACY = Path(__file__).parent / "fixtures" / "legacy_checkpoints"
+
+
+def test_specfusionnet_checkpoint_of_the_old_layout_loads_and_predicts_the_same() -> None:
+    model, meta = load(LEGACY / "specfusionnet-seed0.pt")
+    assert type(model).__name__ == "SpecFusionNet" and meta["seed"] == 0
+    assert model.config.masked_tm_descriptors == (2,) and model.config.d_model == 16
+    io = np.load(LEGACY / "specfusionnet-io.npz")
+    inputs = [torch.as_tensor(io[k]) for k in ("descriptors", "element_mask", "tm_mask",
+                                               "spectra", "spectrum_mask")]
+    with torch.no_grad():
+        out = model(*inputs).numpy()
+    np.testing.assert_allclose(out, io["output"], rtol=1e-5, atol=1e-6)
+
+
+def test_pxrd_checkpoint_of_the_old_layout_loads_and_predicts_the_same() -> None:
+    model, _ = load(LEGACY / "pxrd-crystal-system-seed0.pt")
+    assert type(model).__name__ == "PXRDCrystalSystemNet"
+    io = np.load(LEGACY / "pxrd-crystal-system-io.npz")
+    with torch.no_grad():
+        out = model(torch.as_tensor(io["patterns"])).numpy()
+    np.testing.assert_allclose(out, io["output"], rtol=1e-5, atol=1e-6)
