@@ -519,3 +519,23 @@ def test_figures_draw_results_and_messages() -> None:
              interpret_plots.plot_descriptor_ablation(summary, "classification")]
     for f in figs:
         plt.close(f)
+
+
+def test_capped_ablation_baseline_never_replaces_notebook_02s_model(fixture_snapshot,
+                                                                   tmp_path) -> None:
+    from specfusion_lib.core.profiles import Profile
+    from specfusion_lib.training.checkpoints import load
+
+    full = Profile("t", seeds=(0,), max_epochs=1, patience=1, max_materials=None,
+                   ablation_max_materials=3)
+    same = Profile("t", seeds=(0,), max_epochs=1, patience=1, max_materials=None)
+    kwargs = dict(SMALL)
+    interpret.run_ablation(fixture_snapshot, ["density"], same, ablations=[],
+                           model_kwargs=kwargs, checkpoint_dir=tmp_path, noise_reference=False)
+    untagged = tmp_path / "density-seed0.pt"
+    assert untagged.is_file()  # uncapped: the full model is notebook 02's run
+    before = load(untagged)[1]["profile"]
+    interpret.run_ablation(fixture_snapshot, ["density"], full, ablations=[],
+                           model_kwargs=kwargs, checkpoint_dir=tmp_path, noise_reference=False)
+    assert (tmp_path / "density-ablation-baseline-seed0.pt").is_file()
+    assert load(untagged)[1]["profile"] == before  # still the uncapped model

@@ -32,7 +32,8 @@ apart from a retrained copy of the full model). Checkpoints of ablated runs carr
 ``ablation-<name>`` (ignored by ``specfusion predict``); the full model is the untagged
 checkpoint that notebook 02 writes, reused when it matches. A profile with
 ``ablation_max_materials`` (quick) trains every run of the study, the full model included, on
-that smaller seeded subset (:func:`ablation_profile`), so its full model is trained anew.
+that smaller seeded subset (:func:`ablation_profile`), so its full model is trained anew and
+saved with the tag ``ablation-baseline``, never over notebook 02's model.
 
 Paper statements (main text, Fig. 3b,c and S14; SI Fig. S13) compared by
 :func:`paper_comparison`: Z has the most pervasive influence (removing it raises the MAE in
@@ -325,7 +326,12 @@ def run_ablation(
         ConfigurationError: Unknown task or ablation, an element-level task, or
             ``model_kwargs`` that set an ablation switch.
     """
-    prof = ablation_profile(get_profile(profile) if isinstance(profile, str) else profile)
+    given = get_profile(profile) if isinstance(profile, str) else profile
+    prof = ablation_profile(given)
+    # The full model shares notebook 02's untagged checkpoint only when it is the same run;
+    # on a lowered material cap it gets its own tag, so it never replaces notebook 02's model
+    # (which ``specfusion predict`` and notebooks 06 and 10 load).
+    baseline_tag = "" if prof == given else f"ablation-{BASELINE}"
     tasks = tuple(default_tasks(prof) if tasks is None else tasks)
     for task in tasks:
         if get_task_spec(task).level != "material":
@@ -363,7 +369,8 @@ def run_ablation(
             continue
         bar.set_postfix_str(f"{name} / {task}")
         extra = {} if split_seed is None else {"split_seed": split_seed}
-        tag = ABLATIONS[name].tag if name in ABLATIONS else f"ablation-{name}"
+        tag = (baseline_tag if name == BASELINE else
+               ABLATIONS[name].tag if name in ABLATIONS else f"ablation-{name}")
         run = run_tasks(snapshot, [task], prof, features=features,
                         checkpoint_dir=checkpoint_dir, model_kwargs=kwargs or None,
                         tag=tag, seeds=run_seeds, **extra)[task]
