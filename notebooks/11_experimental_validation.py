@@ -24,17 +24,17 @@
 #
 # | figure | file | code |
 # |---|---|---|
-# | Table 1 analogue (measured spectra) | `tables/table1_measured_validation.csv` | `study.run_measured_validation`, `study.table1_analogue` |
-# | Table 1 layout on the simulated spectra of the same compounds | `tables/table1_simulated_same_compounds.csv` | `study.table1_analogue` |
-# | Table 1 / S1 as published | `tables/table1_published.csv`, `tables/tableS1_published.csv` | `study.paper_table1`, `study.paper_table_s1` |
-# | Fig. S26–S31 measured vs FEFF10 overlays | `figS26_S31_measured_vs_simulated_xanes.png` | `study.overlays`, `pv.plot_overlays` |
+# | Table 1 analogue (measured spectra) | `tables/table1_measured_validation.csv` | `measured_study.run_measured_validation`, `measured_study.table1_analogue` |
+# | Table 1 layout on the simulated spectra of the same compounds | `tables/table1_simulated_same_compounds.csv` | `measured_study.table1_analogue` |
+# | Table 1 / S1 as published | `tables/table1_published.csv`, `tables/tableS1_published.csv` | `measured_study.paper_table1`, `measured_study.paper_table_s1` |
+# | Fig. S26–S31 measured vs FEFF10 overlays | `figS26_S31_measured_vs_simulated_xanes.png` | `measured_study.overlays`, `pv.plot_overlays` |
 # | Fig. 5c,d agreement of measured and simulated spectra | `fig5cd_spectral_agreement.png`, `tables/spectral_agreement.csv` | `domain_shift.spectral_agreement`, `pv.plot_spectral_agreement` |
-# | domain shift: simulated vs measured, baseline vs remedy | `figT1_domain_shift_gap.png`, `tables/domain_shift_gap.csv` | `study.gap_table`, `pv.plot_domain_gap` |
-# | crystal system from PXRD (simulated patterns, notebook 07's model) | `tables/table1_crystal_system_pxrd.csv` | `study.pxrd_crystal_system` |
+# | domain shift: simulated vs measured, baseline vs remedy | `figT1_domain_shift_gap.png`, `tables/domain_shift_gap.csv` | `measured_study.gap_table`, `pv.plot_domain_gap` |
+# | crystal system from PXRD (simulated patterns, notebook 07's model) | `tables/table1_crystal_system_pxrd.csv` | `measured_study.pxrd_crystal_system` |
 # | the measured file: catalogue and what the reader handled | `tables/measured_spectra_catalogue.csv`, `tables/measured_reader_quirks.csv` | `data/measured.py` |
-# | matching to the snapshot | `tables/measured_snapshot_matches.csv` | `study.match_measured` |
+# | matching to the snapshot | `tables/measured_snapshot_matches.csv` | `measured_study.match_measured` |
 #
-# (`study` = `specfusion_lib/measured/study.py`, `domain_shift` = `specfusion_lib/measured/domain_shift.py`, `pv` = `specfusion_lib/plotting/measured.py`.)
+# (`measured_study` = `specfusion_lib/measured/study.py`, `domain_shift` = `specfusion_lib/measured/domain_shift.py`, `pv` = `specfusion_lib/plotting/measured.py`.)
 
 # %% tags=["parameters"]
 # Parameters (papermill overrides these; run_all.sh passes profile and data)
@@ -51,7 +51,7 @@ import pandas as pd
 from specfusion_lib.core.profiles import get_profile
 from specfusion_lib.data import measured
 from specfusion_lib.data.sources import open_snapshot
-from specfusion_lib.measured import study
+from specfusion_lib.measured import study as measured_study
 from specfusion_lib.plotting import measured as pv
 from specfusion_lib.plotting.common import save_figure, save_table
 from specfusion_lib.properties.features import build_features
@@ -78,10 +78,10 @@ quirks
 
 # %%
 features = build_features(snapshot)
-study = study.run_measured_validation(snapshot, records, features, settings,
+study = measured_study.run_measured_validation(snapshot, records, features, settings,
                                            checkpoint_dir,
                                            progress=profile != 'smoke')
-matches = study.matches_table(records, study.matches, snapshot)
+matches = measured_study.matches_table(records, study.matches, snapshot)
 save_table(matches, 'measured_snapshot_matches', figures_dir)
 print(study.holdout.reason)
 matches.loc[matches['tm'], ['formula', 'element', 'snapshot_entry', 'entry_crystal_system', 'simulated_spectrum', 'rule']]
@@ -91,7 +91,7 @@ matches.loc[matches['tm'], ['formula', 'element', 'snapshot_entry', 'entry_cryst
 # Normalised μ against E − E0, each spectrum on its own E0 (what the models see), and the simulated one moved by the shift that maximises the correlation.
 
 # %%
-fig = pv.plot_overlays(study.overlays(study))
+fig = pv.plot_overlays(measured_study.overlays(study))
 save_figure(fig, 'figS26_S31_measured_vs_simulated_xanes', figures_dir)
 
 # %% [markdown]
@@ -99,7 +99,7 @@ save_figure(fig, 'figS26_S31_measured_vs_simulated_xanes', figures_dir)
 # Pearson r on the 56 eV model window: own E0s; both E0s on the element templates (remedy); the best shift; the best shift with the best Gaussian broadening of the simulated μ(E).
 
 # %%
-agreement = study.agreement_frame(study)
+agreement = measured_study.agreement_frame(study)
 save_table(agreement, 'spectral_agreement', figures_dir)
 fig = pv.plot_spectral_agreement(agreement, study.labels)
 save_figure(fig, 'fig5cd_spectral_agreement', figures_dir)
@@ -112,13 +112,13 @@ agreement.round(3)
 # Absolute errors against the snapshot's labels (sources below), ✓/✗ for oxidation state + CN together and for the crystal system. "—": no reference in this snapshot.
 
 # %%
-table1 = study.table1_analogue(study.compared, study.predictions)
+table1 = measured_study.table1_analogue(study.compared, study.predictions)
 save_table(table1, 'table1_measured_validation', figures_dir)
 save_table(study.compared, 'measured_predictions_long', figures_dir)
-sources = study.label_sources(snapshot)
+sources = measured_study.label_sources(snapshot)
 save_table(pd.DataFrame(sorted(sources.items()), columns=['task', 'reference source']), 'table1_reference_sources', figures_dir)
 for variant in study.models:
-    print(study.structural_summary(study.compared, variant=variant)['text'])
+    print(measured_study.structural_summary(study.compared, variant=variant)['text'])
 table1.loc[table1['status'] == 'ok'].drop(columns=['key', 'status'])
 
 # %%
@@ -128,11 +128,11 @@ pd.DataFrame(sorted(sources.items()), columns=['task', 'reference source'])
 # ## The same compounds from their simulated spectra
 
 # %%
-table1_sim = study.table1_analogue(study.compared, study.predictions,
+table1_sim = measured_study.table1_analogue(study.compared, study.predictions,
                                         input_kind='simulated')
 save_table(table1_sim, 'table1_simulated_same_compounds', figures_dir)
 for variant in study.models:
-    print(study.structural_summary(study.compared, variant=variant,
+    print(measured_study.structural_summary(study.compared, variant=variant,
                                         input_kind='simulated')['text'])
 table1_sim.loc[table1_sim['status'] == 'ok'].drop(columns=['key', 'status'])
 
@@ -141,7 +141,7 @@ table1_sim.loc[table1_sim['status'] == 'ok'].drop(columns=['key', 'status'])
 # Notebook 07's PXRD CNN-Transformer on the pattern simulated from each matched snapshot structure. That model was trained on every snapshot structure, so `in_training` says which compounds it saw: a check of the PXRD branch on these compounds' simulated patterns, not a measurement. Not available until notebook 07 has written its checkpoint.
 
 # %%
-pxrd_cs = study.pxrd_crystal_system(snapshot, study.matches, pxrd_checkpoint_dir)
+pxrd_cs = measured_study.pxrd_crystal_system(snapshot, study.matches, pxrd_checkpoint_dir)
 save_table(pxrd_cs, 'table1_crystal_system_pxrd', figures_dir)
 pxrd_cs.drop(columns=['input'], errors='ignore')
 
@@ -150,9 +150,9 @@ pxrd_cs.drop(columns=['input'], errors='ignore')
 # Chem. Sci. 2026, DOI 10.1039/d6sc00651e. Only V2O5 is among our measured compounds.
 
 # %%
-published = study.paper_table1()
+published = measured_study.paper_table1()
 save_table(published, 'table1_published', figures_dir)
-save_table(study.paper_table_s1(), 'tableS1_published', figures_dir)
+save_table(measured_study.paper_table_s1(), 'tableS1_published', figures_dir)
 published
 
 # %% [markdown]
@@ -160,7 +160,7 @@ published
 # `gap` = measured − simulated (accuracy: negative is worse; MAE: positive is worse); `agreement`: how often the two inputs give the same class (or the mean |difference| of the two regression predictions).
 
 # %%
-gap = study.gap_table(study.compared)
+gap = measured_study.gap_table(study.compared)
 save_table(gap, 'domain_shift_gap', figures_dir)
 fig = pv.plot_domain_gap(gap)
 save_figure(fig, 'figT1_domain_shift_gap', figures_dir)

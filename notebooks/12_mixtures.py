@@ -47,7 +47,8 @@ from specfusion_lib.core.paper import FIG6B_COMPOSITE_BAND_GAP
 from specfusion_lib.core.profiles import get_profile
 from specfusion_lib.data import measured
 from specfusion_lib.data.sources import open_snapshot
-from specfusion_lib.measured import mixtures, study
+from specfusion_lib.measured import mixtures
+from specfusion_lib.measured import study as measured_study
 from specfusion_lib.plotting import measured as pv
 from specfusion_lib.plotting.common import save_figure, save_table
 from specfusion_lib.properties.features import build_features
@@ -71,12 +72,12 @@ phase_table
 # ## Models (notebook 11's hold-out and checkpoints)
 
 # %%
-matches = study.match_measured(records, snapshot)
-train, holdout = study.validation_features(snapshot, records, matches,
+matches = measured_study.match_measured(records, snapshot)
+train, holdout = measured_study.validation_features(snapshot, records, matches,
                                                 build_features(snapshot))
 tasks = [t for t in ('band_gap', 'has_band_gap', 'oxidation_state', 'coordination_number')
-         if variant == 'baseline' or t in study.REMEDY_TASKS]
-models = study.train_validation_models(snapshot, train, tasks, settings,
+         if variant == 'baseline' or t in measured_study.REMEDY_TASKS]
+models = measured_study.train_validation_models(snapshot, train, tasks, settings,
                                             checkpoint_dir, variant=variant,
                                             progress=profile != 'smoke')
 print(holdout.reason)
