@@ -107,7 +107,7 @@ def prediction_table(material_ids: Sequence[str], y_true: Sequence, y_pred: Sequ
         frame["y_true"] = names[true_idx] if true_idx.size else np.array([], dtype=object)
         frame["y_pred"] = names[pred_idx] if pred_idx.size else np.array([], dtype=object)
     if probabilities is not None and class_names is not None:
-        probs = np.asarray(probabilities, dtype=float)
+        probs = np.asarray(probabilities)  # kept in the model's precision (float32)
         for k, c in enumerate(class_names):
             frame[f"p_{c}"] = probs[:, k] if len(probs) else np.array([], dtype=float)
     return frame
