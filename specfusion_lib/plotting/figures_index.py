@@ -47,6 +47,7 @@ def _table1_range(column: str) -> tuple[float, float]:
 _CLS = paper.CLASSIFICATION_SCORE.text
 _ENERGY = f"MAE {paper.ENERGY_MAE.text} for energetic quantities (main text, Fig. 2d–g)"
 _FIG2H_F1 = paper.FIG2H_F1_DIFFERENCE.text
+_FIG2H_F1_PERCENT = f"{100 * paper.FIG2H_F1_DIFFERENCE.value:.0f} %"
 _FIG2H_GAP = paper.FIG2H_BAND_GAP_MAE_DIFFERENCE.text
 _FIG4D = paper.FIG4D_ACCURACY
 _S21 = paper.FIG_S21_ACCURACY
@@ -121,11 +122,11 @@ CATALOGUE: tuple[FigureEntry, ...] = (
     # notebook 03: TM-only vs all-element (main text Fig. 2h)
     FigureEntry("fig2h_tm_only_vs_all_element", "Fig. 2h", "03_partial_vs_all_element",
                 "TM-edges-only vs all-element XANES inputs on the same compounds and split",
-                f"band-gap MAE differs by {_FIG2H_GAP}; classification |Δ F1| {_FIG2H_F1} "
-                "(main text, Fig. 2h)"),
+                f"band-gap MAE differs by {_FIG2H_GAP}; classification F1 within "
+                f"{_FIG2H_F1_PERCENT} (main text, Fig. 2h)"),
     FigureEntry("tm_only_vs_all_element", "Fig. 2h (table)", "03_partial_vs_all_element",
                 "Macro-F1 / MAE of both input variants per task and their difference",
-                f"band-gap |Δ MAE| = {_FIG2H_GAP}; |Δ F1| {_FIG2H_F1} (main text, Fig. 2h)"),
+                f"band-gap Δ MAE = {_FIG2H_GAP}; Δ F1 {_FIG2H_F1} (main text, Fig. 2h)"),
     # notebook 04: per-TM oxidation state and CN. The paper has no figure of these
     # classifiers; Fig. 5a shows them as the inputs of structure inference, hence "fig5a".
     FigureEntry("fig5a_oxidation_state_cn_per_element", "Fig. 5a (inputs; ours)",
@@ -388,8 +389,10 @@ def write_index(figures_dir: str | os.PathLike[str] = "figures") -> Path:
         if entry is None:
             others.append(rel)
             continue
-        lines.append(f"| [{rel}]({rel}) | {entry.paper or '(ours)'} | `{entry.notebook}` | "
-                     f"{entry.description} | {entry.paper_value} |")
+        cells = [f"[{rel}]({rel})", entry.paper or "(ours)", f"`{entry.notebook}`",
+                 entry.description, entry.paper_value]
+        # a bare "|" (e.g. |ΔE_g|) would end a cell: escape it as Markdown tables require
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     if others:
         lines += ["", "## Other files", ""] + [f"- [{rel}]({rel})" for rel in others]
     target = root / "README.md"
