@@ -143,7 +143,8 @@ class Ablation:
 
     @property
     def tag(self) -> str:
-        """Checkpoint tag (``""`` for the full model)."""
+        """Checkpoint tag (``""`` for the full model: notebook 02's checkpoint, shared when
+        the ablation runs under the same profile; see :func:`run_ablation`)."""
         return "" if self.name == BASELINE else f"ablation-{self.name}"
 
 
@@ -369,8 +370,7 @@ def run_ablation(
             continue
         bar.set_postfix_str(f"{name} / {task}")
         extra = {} if split_seed is None else {"split_seed": split_seed}
-        tag = (baseline_tag if name == BASELINE else
-               ABLATIONS[name].tag if name in ABLATIONS else f"ablation-{name}")
+        tag = baseline_tag if name == BASELINE else f"ablation-{name}"
         run = run_tasks(snapshot, [task], prof, features=features,
                         checkpoint_dir=checkpoint_dir, model_kwargs=kwargs or None,
                         tag=tag, seeds=run_seeds, **extra)[task]

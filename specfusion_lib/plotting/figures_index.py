@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from specfusion_lib.core import paper
+from specfusion_lib.core.atomic import atomic_write_text
 
 __all__ = ["CATALOGUE", "FigureEntry", "write_index"]
 
@@ -395,8 +396,4 @@ def write_index(figures_dir: str | os.PathLike[str] = "figures") -> Path:
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     if others:
         lines += ["", "## Other files", ""] + [f"- [{rel}]({rel})" for rel in others]
-    target = root / "README.md"
-    tmp = target.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
-    return target
+    return atomic_write_text(root / "README.md", "\n".join(lines) + "\n")

@@ -169,7 +169,8 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module,
             serialisable.
     """
     cls = type(model).__name__
-    if cls not in MODEL_REGISTRY and cls not in _BUILTIN_MODELS or not hasattr(model, "hparams"):
+    known = cls in MODEL_REGISTRY or cls in _BUILTIN_MODELS
+    if not known or not hasattr(model, "hparams"):
         raise ConfigurationError(f"cannot checkpoint a {cls}: register it with register_model "
                                  "and give it an `hparams` property")
     meta = full_metadata(model, metadata)
