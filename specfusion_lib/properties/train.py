@@ -76,7 +76,7 @@ from specfusion_lib.training.checkpoints import (
     save_checkpoint,
     snapshot_metadata,
 )
-from specfusion_lib.training.loop import fit_epochs, resolve_device
+from specfusion_lib.training.loop import batched_logits, fit_epochs, resolve_device
 from specfusion_lib.training.metrics import (
     baseline_metrics,
     metrics_from_table,
@@ -136,21 +136,6 @@ def fit_descriptor_normalization(features: FeatureSet) -> tuple[np.ndarray, np.n
     return mean, std
 
 
-@torch.no_grad()
-def _raw_outputs(model: nn.Module, inputs: Sequence[torch.Tensor], idx: np.ndarray | None,
-                 batch_size: int) -> torch.Tensor:
-    model.eval()
-    n = inputs[0].shape[0]
-    order = torch.arange(n) if idx is None else torch.as_tensor(idx, dtype=torch.long)
-    outs = []
-    for start in range(0, len(order), batch_size):
-        b = order[start:start + batch_size].to(inputs[0].device)
-        outs.append(model(*(t[b] for t in inputs)))
-    if not outs:
-        return torch.empty(0)
-    return torch.cat(outs, dim=0).float().cpu()
-
-
 def check_features_match(features: FeatureSet, metadata: Mapping[str, Any]) -> None:
     """Check that ``features`` fit the spectra settings a model was trained on.
 
@@ -203,7 +188,7 @@ def predict(model: nn.Module, features: FeatureSet, metadata: Mapping[str, Any] 
     device = next(model.parameters()).device
     if metadata is not None:
         check_features_match(features, metadata)
-    out = _raw_outputs(model, _input_tensors(features, device), None, batch_size)
+    out = batched_logits(model, _input_tensors(features, device), device, batch_size)
     if metadata is None:
         return out.numpy()
     task = metadata["task"]
@@ -388,7 +373,7 @@ def train_model(
         return {"train_loss": (float(loss.detach()), _n_targets(spec.level, y_all[b]))}
 
     def validate(train: dict[str, float]) -> dict[str, float]:
-        val_out = _raw_outputs(model, inputs, val_idx, 256).to(dev)
+        val_out = batched_logits(model, inputs, dev, 256, val_idx).to(dev)
         val_loss = float(_loss(spec.kind, spec.level, val_out, y_all[val_t], "sum")) / max(
             1, _n_targets(spec.level, y_all[val_t]))
         return {"train_loss": train.get("train_loss", math.nan), "val_loss": val_loss}
@@ -398,7 +383,7 @@ def train_model(
                       validate=validate, desc=f"{spec.name} seed {seed}", progress=progress)
     history, best_epoch = loop.history, loop.best_epoch
 
-    test_out = _raw_outputs(model, inputs, test_idx, 256)
+    test_out = batched_logits(model, inputs, dev, 256, test_idx)
     frame = _test_frame(data, test_idx, test_out, target_stats)
     metrics = metrics_from_table(spec.kind, frame)
     baseline = baseline_metrics(spec.kind, data.y[train_idx], data.y[test_idx])
@@ -456,7 +441,8 @@ def _maybe_resume(path: Path, snapshot: Snapshot, data: TaskData, prof: Profile,
         idx = data.features.index_of(meta["split"]["test"])
     except ConfigurationError:
         return None
-    out = _raw_outputs(model, _input_tensors(data.features, torch.device("cpu")), idx, 256)
+    out = batched_logits(model, _input_tensors(data.features, torch.device("cpu")),
+                         torch.device("cpu"), 256, idx)
     frame = _test_frame(data, idx, out, meta["normalization"]["target"])
     return TrainResult(
         task=data.spec.name, kind=data.spec.kind, level=data.spec.level, seed=seed,

@@ -208,16 +208,26 @@ def fit_epochs(
 
 @torch.no_grad()
 def batched_logits(model: nn.Module, inputs: Sequence[Tensor], device: torch.device,
-                   batch_size: int = _EVAL_BATCH) -> Tensor:
-    """Eval-mode outputs of ``model`` on ``inputs`` (each ``(N, ...)``), in batches, on the CPU.
+                   batch_size: int = _EVAL_BATCH, idx: np.ndarray | None = None) -> Tensor:
+    """Eval-mode outputs of ``model`` on rows of ``inputs``, in batches, on the CPU.
+
+    Args:
+        model: A network returning one tensor.
+        inputs: Its input tensors, each ``(N, ...)``, on any device.
+        device: Device each batch is moved to.
+        batch_size: Rows per forward pass.
+        idx: Rows to evaluate, in this order (default: all).
 
     Returns:
-        ``(N, C)`` float tensor (empty for ``N = 0``).
+        ``(len(idx), ...)`` float tensor (empty when there are no rows).
     """
     model.eval()
-    n = inputs[0].shape[0]
-    outs = [model(*(t[s:s + batch_size].to(device) for t in inputs)).float().cpu()
-            for s in range(0, n, batch_size)]
+    order = (torch.arange(inputs[0].shape[0]) if idx is None
+             else torch.as_tensor(idx, dtype=torch.long))
+    outs = []
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        outs.append(model(*(t[rows.to(t.device)].to(device) for t in inputs)).float().cpu())
     return torch.cat(outs) if outs else torch.empty(0)
 
 
