@@ -19,7 +19,10 @@ from dataclasses import dataclass
 
 from specfusion_lib.core.errors import ConfigurationError
 
-__all__ = ["PROFILES", "Profile", "get_profile"]
+__all__ = ["PROFILES", "SPLIT_METHODS", "Profile", "get_profile"]
+
+#: How a trainer splits: by structure family (default) or by material (random).
+SPLIT_METHODS: tuple[str, ...] = ("family", "random")
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,9 @@ class Profile:
             retrains the model 14 times per task; None: ``max_materials``). Never raises
             ``max_materials``.
         split: Train / validation / test fractions.
+        split_by: ``"family"`` (default: whole structure families go to one part, see
+            :mod:`specfusion_lib.data.families`) or ``"random"`` (a permutation of the
+            materials, the paper's protocol; substitution siblings then sit on both sides).
         learning_rate: Adam learning rate.
         batch_size: Mini-batch size.
         min_patterns_per_epoch: PXRD models only: when the training part is smaller, each
@@ -55,9 +61,15 @@ class Profile:
     max_pxrd_materials: int | None = None
     ablation_max_materials: int | None = None
     split: tuple[float, float, float] = (0.70, 0.15, 0.15)
+    split_by: str = "family"
     learning_rate: float = 1e-3
     batch_size: int = 64
     min_patterns_per_epoch: int = 0
+
+    def __post_init__(self) -> None:
+        if self.split_by not in SPLIT_METHODS:
+            raise ConfigurationError(f"split_by must be one of {SPLIT_METHODS}, "
+                                     f"got {self.split_by!r}")
 
 
 PROFILES: dict[str, Profile] = {

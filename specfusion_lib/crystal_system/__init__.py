@@ -2,6 +2,8 @@
 
 * :mod:`specfusion_lib.crystal_system.patterns`: simulated reflections of a snapshot (cached)
   rendered into training / measured-like patterns (Fig. S18).
+* :mod:`specfusion_lib.crystal_system.reflections`: reflection tables of conventional cells
+  and patterns under symmetry-preserving lattice strain (training augmentation).
 * :mod:`specfusion_lib.crystal_system.training`: training of the CNN-Transformer (Fig. S19),
   checkpoints, and the predictor behind ``specfusion predict-crystal-system``.
 * :mod:`specfusion_lib.crystal_system.reports`: metrics, per-class accuracy, random-forest

@@ -77,6 +77,7 @@ from specfusion_lib.crystal_system.patterns import (
     StickPatterns,
     simulate_sticks,
 )
+from specfusion_lib.data.families import families_of
 from specfusion_lib.data.structure_labels import CRYSTAL_SYSTEMS
 from specfusion_lib.models.pxrd_net import PXRDCrystalSystemNet
 from specfusion_lib.spectra import pxrd
@@ -100,7 +101,7 @@ from specfusion_lib.training.metrics import (
     metrics_from_table,
     prediction_table,
 )
-from specfusion_lib.training.splits import capped_rows, resolve_split, split_ids
+from specfusion_lib.training.splits import capped_rows, resolve_split, split_groups, split_ids
 
 if TYPE_CHECKING:
     from specfusion_lib.data.snapshot import Snapshot
@@ -148,16 +149,22 @@ class CrystalSystemData:
         sticks: Reflections of the ``N`` labelled materials.
         y: ``(N,)`` int64, index into :data:`~specfusion_lib.data.structure_labels.CRYSTAL_SYSTEMS`.
         excluded: Reason → number of materials left out (no structure, label absent, ...).
+        families: Structure family of every material (the split key,
+            :mod:`specfusion_lib.data.families`; ``None`` if unknown).
     """
 
     sticks: StickPatterns
     y: np.ndarray
     excluded: Mapping[str, int] = field(default_factory=dict)
+    families: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.y.shape != (len(self.sticks),):
             raise ConfigurationError(f"y must have shape ({len(self.sticks)},), "
                                      f"got {self.y.shape}")
+        if self.families is not None and len(self.families) != len(self.sticks):
+            raise ConfigurationError(f"families must have {len(self.sticks)} entries, "
+                                     f"got {len(self.families)}")
 
     def __len__(self) -> int:
         return len(self.sticks)
@@ -180,7 +187,9 @@ class CrystalSystemData:
     def subset(self, indices: Sequence[int] | np.ndarray) -> CrystalSystemData:
         """The materials at ``indices``, in that order."""
         idx = np.asarray(indices, dtype=np.int64)
-        return CrystalSystemData(self.sticks.subset(idx), self.y[idx], dict(self.excluded))
+        families = None if self.families is None else tuple(self.families[i] for i in idx)
+        return CrystalSystemData(self.sticks.subset(idx), self.y[idx], dict(self.excluded),
+                                 families)
 
     def label_counts(self, indices: Sequence[int] | np.ndarray | None = None) -> dict[str, int]:
         """Materials per crystal system (all seven, zeros included)."""
@@ -235,7 +244,7 @@ def crystal_system_data(
         excluded["label absent"] = len(sticks) - len(keep)
     sticks = sticks.subset(keep)
     y = np.array([index[c] for c in sticks.crystal_systems], dtype=np.int64)
-    data = CrystalSystemData(sticks, y, excluded)
+    data = CrystalSystemData(sticks, y, excluded, families_of(snapshot, sticks.material_ids))
     prof = get_profile(profile) if isinstance(profile, str) else profile
     cap = None if (prof is None or material_ids is not None) else prof.max_pxrd_materials
     if cap is not None and len(data) > cap:
@@ -473,7 +482,10 @@ def train_crystal_system_model(
         raise ConfigurationError(f"too few labelled materials ({len(data)}) with a simulated "
                                  "pattern for a train/validation/test split; at least 3 are "
                                  "needed")
-    parts = resolve_split(len(data), prof.split, seed, split)
+    groups, split_method = split_groups(prof.split_by, data.families, len(data))
+    if split is not None:
+        split_method = "given"
+    parts = resolve_split(len(data), prof.split, seed, split, groups=groups)
     train_idx, val_idx, test_idx = parts
     epochs = int(prof.max_epochs if max_epochs is None else max_epochs)
     kwargs = dict(model_kwargs or {})
@@ -487,6 +499,8 @@ def train_crystal_system_model(
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"invalid PXRDCrystalSystemNet arguments: {exc}") from None
     part_ids = split_ids(data.material_ids, parts)
+    if split is None and prof.split_by == "random":  # never overwrite the family-split model
+        tag = "-".join(t for t in (tag, "random-split") if t)
     path = None if checkpoint_dir is None else checkpoint_path(checkpoint_dir, seed, tag)
     if path is not None and resume:
         done = _maybe_resume(path, snapshot, data, prof, seed, epochs, model.hparams,
@@ -519,6 +533,7 @@ def train_crystal_system_model(
         "seed": seed,
         "profile": _pxrdprofile_metadata(prof, epochs),
         "split": part_ids,
+        "split_method": split_method,
         "patterns": _pattern_meta(data),
         "training_patterns": _training_meta(train_idx, prof),
         "label_counts": data.label_counts(),

@@ -5,6 +5,8 @@
 * :mod:`specfusion_lib.data.sources`: open a snapshot by folder; overview tables.
 * :mod:`specfusion_lib.data.structure_labels`: labels exact for a structure (crystal system
   via spglib, density, bond-valence oxidation states, CrystalNN coordination numbers).
+* :mod:`specfusion_lib.data.families`: structure families, the split key (anonymous formula +
+  space group, joined by provenance links such as the demo pool's prototypes).
 * :mod:`specfusion_lib.data.mp`: the Materials Project source (``mp-api``).
 * :mod:`specfusion_lib.data.demo_pool`: the demo's candidate structures (prototypes,
   substitutions) and their CHGNet relaxation cache.

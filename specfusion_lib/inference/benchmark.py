@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 from specfusion_lib.core.elements import TRANSITION_METALS
 from specfusion_lib.core.errors import SpecfusionError
 from specfusion_lib.core.paper import FIG5B_TOP1
+from specfusion_lib.core.profiles import get_profile
 from specfusion_lib.data.structure_labels import CRYSTAL_SYSTEMS
 from specfusion_lib.inference.search import SearchSettings, infer_structure
 from specfusion_lib.inference.templates import TemplateDatabase
@@ -168,8 +169,12 @@ def held_out_compounds(snapshot: Snapshot, element_runs: Mapping[str, Any]) -> p
     return pd.DataFrame(rows, columns=columns)
 
 
+def _profile(profile: Any) -> Any:
+    return get_profile(profile) if isinstance(profile, str) else profile
+
+
 def crystal_system_split(material_ids: Sequence[str], test_ids: Sequence[str], seed: int = 0,
-                         val_fraction: float = 0.15
+                         val_fraction: float = 0.15, families: Sequence[str] | None = None
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Split rows of a crystal-system dataset so that ``test_ids`` form the test part.
 
@@ -178,18 +183,35 @@ def crystal_system_split(material_ids: Sequence[str], test_ids: Sequence[str], s
         test_ids: Ids to hold out (those not in the data are ignored).
         seed: Seed of the validation draw.
         val_fraction: Fraction of the remaining rows used for validation (at least one).
+        families: Structure family of each row (:mod:`specfusion_lib.data.families`). When
+            given, rows of a test compound's family that are not test compounds themselves
+            are left out of training and validation, and validation takes whole families.
 
     Returns:
         ``(train, val, test)`` row indices.
     """
     wanted = set(map(str, test_ids))
     test = np.array([i for i, m in enumerate(material_ids) if str(m) in wanted], dtype=np.int64)
-    rest = np.array([i for i, m in enumerate(material_ids) if str(m) not in wanted],
-                    dtype=np.int64)
+    banned = set() if families is None else {str(families[i]) for i in test}
+    rest = np.array([i for i, m in enumerate(material_ids) if str(m) not in wanted
+                     and (families is None or str(families[i]) not in banned)], dtype=np.int64)
     rng = np.random.default_rng(seed)
-    rest = rest[rng.permutation(len(rest))]
-    n_val = max(1, int(round(val_fraction * len(rest)))) if len(rest) > 1 else 0
-    return np.sort(rest[n_val:]), np.sort(rest[:n_val]), test
+    if families is None or len(rest) < 2:
+        rest = rest[rng.permutation(len(rest))]
+        n_val = max(1, int(round(val_fraction * len(rest)))) if len(rest) > 1 else 0
+        return np.sort(rest[n_val:]), np.sort(rest[:n_val]), test
+    keys = sorted({str(families[i]) for i in rest})
+    order = [keys[j] for j in rng.permutation(len(keys))]
+    target = max(1, int(round(val_fraction * len(rest))))
+    val_keys: set[str] = set()
+    n_val = 0
+    for key in order[:-1]:  # at least one family stays for training
+        if n_val >= target:
+            break
+        val_keys.add(key)
+        n_val += sum(1 for i in rest if str(families[i]) == key)
+    in_val = np.array([str(families[i]) in val_keys for i in rest], dtype=bool)
+    return np.sort(rest[~in_val]), np.sort(rest[in_val]), test
 
 
 def benchmark_crystal_probabilities(
@@ -221,7 +243,9 @@ def benchmark_crystal_probabilities(
         return empty, None, "no held-out compound: the PXRD classifier was not trained"
     data = crystal_system_data(snapshot, profile, cache_dir=cache_dir, progress=progress,
                                keep_ids=list(compounds["material_id"]))
-    split = crystal_system_split(data.material_ids, compounds["material_id"], seed)
+    split = crystal_system_split(data.material_ids, compounds["material_id"], seed,
+                                 families=data.families if _profile(profile).split_by ==
+                                 "family" else None)
     if len(split[2]) == 0:
         logger.warning("benchmark PXRD classifier not trained: no held-out compound has a "
                        "simulated pattern")

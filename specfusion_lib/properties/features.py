@@ -59,6 +59,7 @@ from specfusion_lib.core.elements import (
 )
 from specfusion_lib.core.errors import ConfigurationError, SpecfusionError
 from specfusion_lib.core.tasks import ALL_TASKS, Task
+from specfusion_lib.data.families import families_of
 from specfusion_lib.spectra.xanes import N_POINTS, WINDOW_EV, XANESSpectrum, preprocess_xanes
 from specfusion_lib.training.metrics import IGNORE_INDEX
 
@@ -201,6 +202,8 @@ class FeatureSet:
         dropped_materials: Material id → reason for materials left out entirely (no usable
             spectrum).
         snapshot_id: Id of the snapshot the features come from (``None`` if synthetic).
+        families: Structure family of every material (the split key,
+            :func:`specfusion_lib.data.families.snapshot_families`; ``None`` if unknown).
     """
 
     material_ids: tuple[str, ...]
@@ -217,9 +220,13 @@ class FeatureSet:
     skipped: tuple[SkippedSpectrum, ...] = ()
     dropped_materials: Mapping[str, str] = field(default_factory=dict)
     snapshot_id: str | None = None
+    families: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.material_ids)
+        if self.families is not None and len(self.families) != n:
+            raise ConfigurationError(f"families must have {n} entries, "
+                                     f"got {len(self.families)}")
         if self.descriptors.ndim != 3 or self.descriptors.shape[0] != n:
             raise ConfigurationError(
                 f"descriptors must have shape (N={n}, E, D), got {self.descriptors.shape}")
@@ -280,6 +287,7 @@ class FeatureSet:
             tm_mask=self.tm_mask[idx],
             spectra=self.spectra[idx],
             spectrum_mask=self.spectrum_mask[idx],
+            families=None if self.families is None else tuple(self.families[i] for i in idx),
         )
 
     def summary(self) -> dict[str, Any]:
@@ -396,14 +404,16 @@ def build_features(
             f"{getattr(snapshot, 'snapshot_id', '?')[:12]} ({len(skipped)} spectra skipped)")
     return _assemble(rows, max_elements=max_elements, n_points=n_points, all_element=all_element,
                      edge=edge, window=window, skipped=tuple(skipped), dropped=dropped,
-                     snapshot_id=getattr(snapshot, "snapshot_id", None))
+                     snapshot_id=getattr(snapshot, "snapshot_id", None),
+                     families=families_of(snapshot, [r[0] for r in rows]))
 
 
 def _assemble(rows: Sequence[tuple[str, tuple[str, ...], Mapping[str, np.ndarray]]], *,
               max_elements: int | None, n_points: int, all_element: bool, edge: str,
               window: tuple[float, float], skipped: tuple[SkippedSpectrum, ...] = (),
               dropped: Mapping[str, str] | None = None,
-              snapshot_id: str | None = None) -> FeatureSet:
+              snapshot_id: str | None = None,
+              families: tuple[str, ...] | None = None) -> FeatureSet:
     """Pad (material id, element symbols, element → spectrum values) rows into arrays."""
     longest = max(len(r[1]) for r in rows)
     e = longest if max_elements is None else int(max_elements)
@@ -441,6 +451,7 @@ def _assemble(rows: Sequence[tuple[str, tuple[str, ...], Mapping[str, np.ndarray
         skipped=skipped,
         dropped_materials=dict(dropped or {}),
         snapshot_id=snapshot_id,
+        families=families,
     )
 
 

@@ -100,7 +100,7 @@ from specfusion_lib.training.checkpoints import (
 )
 from specfusion_lib.training.loop import fit_epochs, resolve_device
 from specfusion_lib.training.metrics import baseline_metrics, metrics_from_table
-from specfusion_lib.training.splits import capped_rows, resolve_split
+from specfusion_lib.training.splits import capped_rows, resolve_split, split_groups
 
 if TYPE_CHECKING:
     from specfusion_lib.data.snapshot import Snapshot
@@ -153,6 +153,8 @@ def _union_features(feature_sets: Sequence[FeatureSet]) -> tuple[FeatureSet, lis
         tm_mask=stack("tm_mask"),
         spectra=stack("spectra"),
         spectrum_mask=stack("spectrum_mask"),
+        families=(None if any(feature_sets[k].families is None for k, _ in pick)
+                  else tuple(feature_sets[k].families[i] for k, i in pick)),
     )
     return union, ids
 
@@ -606,7 +608,11 @@ def train_multitask(
     dev = resolve_device(device, prof)
     tasks = data.tasks
     weights = _weights(tasks, task_weights)
-    train_idx, val_idx, test_idx = resolve_split(len(data), prof.split, seed, split)
+    groups, split_method = split_groups(prof.split_by, data.features.families, len(data))
+    if split is not None:
+        split_method = "given"
+    train_idx, val_idx, test_idx = resolve_split(len(data), prof.split, seed, split,
+                                                 groups=groups)
     epochs = int(prof.max_epochs if max_epochs is None else max_epochs)
 
     torch.manual_seed(seed)
@@ -690,6 +696,7 @@ def train_multitask(
         "seed": int(seed),
         "profile": profile_metadata(prof, epochs),
         "split": split_ids,
+        "split_method": split_method,
         "training_elements": sorted({el for i in train_idx for el in features.elements[i]}),
         "normalization": {
             "descriptor_names": list(features.descriptor_names),

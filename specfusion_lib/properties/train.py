@@ -82,7 +82,12 @@ from specfusion_lib.training.metrics import (
     metrics_from_table,
     prediction_table,
 )
-from specfusion_lib.training.splits import capped_rows, resolve_split, split_indices
+from specfusion_lib.training.splits import (
+    capped_rows,
+    resolve_split,
+    split_groups,
+    split_indices,
+)
 
 if TYPE_CHECKING:
     from specfusion_lib.data.snapshot import Snapshot
@@ -332,7 +337,9 @@ def train_model(
     prof = get_profile(profile) if isinstance(profile, str) else profile
     spec = data.spec
     dev = resolve_device(device, prof)
-    train_idx, val_idx, test_idx = resolve_split(len(data), prof.split, seed, split)
+    groups, split_method = split_groups(prof.split_by, data.features.families, len(data))
+    train_idx, val_idx, test_idx = resolve_split(len(data), prof.split, seed, split,
+                                                 groups=groups)
     epochs = int(prof.max_epochs if max_epochs is None else max_epochs)
 
     torch.manual_seed(seed)
@@ -398,6 +405,7 @@ def train_model(
         "seed": int(seed),
         "profile": profile_metadata(prof, epochs),
         "split": split_ids,
+        "split_method": "given" if split is not None else split_method,
         "training_elements": sorted({el for i in train_idx
                                      for el in data.features.elements[i]}),
         "normalization": {
@@ -517,6 +525,8 @@ def train_task(
     seed = int(prof.seeds[0] if seed is None else seed)
     data = _prepare(snapshot, task, prof, features, all_element)
     epochs = int(prof.max_epochs if max_epochs is None else max_epochs)
+    if prof.split_by == "random":  # never overwrite the family-split model
+        tag = "-".join(t for t in (tag, "random-split") if t)
     path = (None if checkpoint_dir is None
             else checkpoint_file(checkpoint_dir, task, "all-element" if all_element else "", tag,
                             f"seed{seed}"))
@@ -526,11 +536,13 @@ def train_task(
                              dict(model_kwargs or {}), epochs)
         if done is not None:
             return done
-    split = split_indices(len(data), prof.split, split_seed)
+    groups, split_method = split_groups(prof.split_by, data.features.families, len(data))
+    split = split_indices(len(data), prof.split, split_seed, groups=groups)
     result = train_model(data, prof, seed, split=split, model_kwargs=model_kwargs,
                          device=device, max_epochs=epochs, progress=progress)
     result.metadata["snapshot"] = snapshot_metadata(snapshot)
     result.metadata["split_seed"] = split_seed
+    result.metadata["split_method"] = split_method
     result.metadata["samples_per_second"] = result.samples_per_second
     result.metadata = full_metadata(result.model, result.metadata)
     if path is not None:

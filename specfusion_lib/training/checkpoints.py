@@ -246,7 +246,8 @@ def profile_metadata(prof: Profile, max_epochs: int) -> dict[str, Any]:
     """The profile entry of a checkpoint's metadata (compared when resuming)."""
     return {"name": prof.name, "max_epochs": int(max_epochs), "patience": prof.patience,
             "learning_rate": prof.learning_rate, "batch_size": prof.batch_size,
-            "split": list(prof.split), "max_materials": prof.max_materials}
+            "split": list(prof.split), "split_by": prof.split_by,
+            "max_materials": prof.max_materials}
 
 
 def snapshot_metadata(snapshot: Snapshot) -> dict[str, Any]:

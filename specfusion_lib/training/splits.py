@@ -3,6 +3,8 @@
 * :func:`split_indices`: the 70 / 15 / 15 % split of the paper, by a seeded permutation of
   the rows, or -- with ``groups`` -- of whole groups, so that no group (e.g. a structure
   family) has members in two parts.
+* :func:`split_groups`: the group keys a profile's ``split_by`` asks for (the structure
+  families of :mod:`specfusion_lib.data.families`, or none for a random split).
 * :func:`resolve_split`: the split a trainer uses (given explicitly, else drawn), checked.
 * :func:`split_ids`: the material ids of each part, as stored in checkpoints.
 * :func:`capped_rows`: the seeded subset a profile's material cap keeps.
@@ -10,6 +12,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Hashable, Sequence
 
@@ -17,7 +20,10 @@ import numpy as np
 
 from specfusion_lib.core.errors import ConfigurationError
 
-__all__ = ["SUBSET_SEED", "capped_rows", "resolve_split", "split_ids", "split_indices"]
+__all__ = ["SUBSET_SEED", "capped_rows", "resolve_split", "split_groups", "split_ids",
+           "split_indices"]
+
+logger = logging.getLogger(__name__)
 
 #: Seed of the material-cap subset (the same for every training seed).
 SUBSET_SEED = 0
@@ -103,6 +109,42 @@ def split_indices(n: int, fractions: Sequence[float] = (0.70, 0.15, 0.15), seed:
         parts[part].extend(members[key])
     test, val, train = (np.sort(np.asarray(p, dtype=np.int64)) for p in parts)
     return train, val, test
+
+
+def split_groups(split_by: str, families: Sequence[str] | None, n: int
+                 ) -> tuple[Sequence[str] | None, str]:
+    """Group keys for :func:`split_indices` and the name of the split they give.
+
+    Args:
+        split_by: ``"family"`` or ``"random"`` (a profile's ``split_by``).
+        families: Family of every row, or ``None`` when the data carry none (synthetic data).
+        n: Number of rows.
+
+    Returns:
+        ``(groups, method)``: ``(families, "family")``; ``(None, "random")`` for a random
+        split; ``(None, "random (no families)")`` when a family split was asked for but the
+        data carry no families, ``(None, "random (only k families)")`` for fewer than three
+        (both logged), so that the checkpoint says what was done.
+
+    Raises:
+        ConfigurationError: For an unknown ``split_by`` or families of the wrong length.
+    """
+    if split_by not in ("family", "random"):
+        raise ConfigurationError(f"split_by must be 'family' or 'random', got {split_by!r}")
+    if split_by == "random":
+        return None, "random"
+    if families is None:
+        logger.warning("family split asked for, but the data carry no structure families: "
+                       "splitting at random")
+        return None, "random (no families)"
+    if len(families) != n:
+        raise ConfigurationError(f"{len(families)} families for {n} rows")
+    distinct = len(set(map(str, families)))
+    if distinct < 3:
+        logger.warning("family split asked for, but the %d materials fall into %d structure "
+                       "families (3 are needed): splitting at random", n, distinct)
+        return None, f"random (only {distinct} families)"
+    return list(families), "family"
 
 
 def resolve_split(n: int, fractions: Sequence[float], seed: int,
