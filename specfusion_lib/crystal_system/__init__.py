@@ -8,6 +8,8 @@
   checkpoints, and the predictor behind ``specfusion predict-crystal-system``.
 * :mod:`specfusion_lib.crystal_system.reports`: metrics, per-class accuracy, random-forest
   baseline, accuracy vs noise (Fig. 4c,d, S20).
+* :mod:`specfusion_lib.crystal_system.generalisation`: the model trained on the demo's training
+  families + real structures under lattice strain, and the real-structure check.
 * :mod:`specfusion_lib.crystal_system.fusion`: XANES-only vs PXRD-only vs fused models on one
   split (Fig. S21).
 """

@@ -64,6 +64,8 @@ __all__ = [
     "MAX_TWO_THETA_DEG",
     "ReflectionTables",
     "StrainSettings",
+    "as_stick_patterns",
+    "concat_tables",
     "reflection_table",
     "reflection_tables",
     "strain_parameters",
@@ -369,3 +371,24 @@ def as_stick_patterns(tables: ReflectionTables, grid_range: tuple[float, float] 
         np.concatenate(pos) if pos else np.zeros(0),
         np.concatenate(amp) if amp else np.zeros(0), tuple(map(float, grid_range)),
         float(step), tables.wavelength)
+
+
+def concat_tables(*parts: ReflectionTables) -> ReflectionTables:
+    """The structures of several tables, in order (one wavelength).
+
+    Raises:
+        ConfigurationError: For tables of different wavelengths or repeated ids.
+    """
+    if len({str(p.wavelength) for p in parts}) > 1:
+        raise ConfigurationError("reflection tables of different wavelengths")
+    ids = [m for p in parts for m in p.material_ids]
+    if len(set(ids)) != len(ids):
+        raise ConfigurationError("reflection tables share material ids")
+    counts = np.concatenate([np.diff(p.offsets) for p in parts])
+    return ReflectionTables(
+        tuple(ids), tuple(c for p in parts for c in p.crystal_systems),
+        np.concatenate([p.parameters for p in parts]),
+        np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        np.concatenate([p.hkl for p in parts]), np.concatenate([p.weight for p in parts]),
+        parts[0].wavelength,
+        {k: v for p in parts for k, v in (p.skipped or {}).items()})

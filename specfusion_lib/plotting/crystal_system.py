@@ -310,3 +310,39 @@ def plot_modality_comparison(table: pd.DataFrame, title: str = "") -> Figure:
         ax.set_title(title or f"Crystal system by input modality (test n={n} per seed)")
     fig.tight_layout()
     return fig
+
+
+def plot_check_noise_curve(curve: pd.DataFrame, title: str = "") -> Figure:
+    """Overall top-1 accuracy (95 % Wilson band) on the real-structure check vs noise σ,
+    one line per model variant, with the paper's value.
+
+    Args:
+        curve: ``noise`` table of :func:`specfusion_lib.crystal_system.generalisation.
+            check_report` (columns ``noise_level``, ``variant``, ``crystal_system``,
+            ``top1``, ``top1_ci_low``, ``top1_ci_high``).
+        title: Figure title.
+    """
+    apply_style()
+    fig, ax = plt.subplots(figsize=(4.8, 3.2))
+    rows = curve[curve["crystal_system"] == "overall"] if not curve.empty else curve
+    if rows.empty:
+        _message(ax, "no check structure")
+        return fig
+    levels = np.sort(rows["noise_level"].unique().astype(float))
+    x = np.arange(len(levels))
+    for k, (variant, part) in enumerate(rows.groupby("variant", sort=False)):
+        part = part.set_index("noise_level").reindex(levels)
+        color = _OURS if k == 0 else _RF
+        ax.plot(x, part["top1"], "o-" if k == 0 else "s--", color=color, label=str(variant))
+        ax.fill_between(x, part["top1_ci_low"], part["top1_ci_high"], color=color, alpha=0.15)
+    overall = FIG4D_ACCURACY["overall"]
+    ax.axhline(overall.value, color=_PAPER, lw=1.2, label=f"paper ({overall.text}, random MP "
+               "split)")
+    ax.set_xticks(x, [f"{100 * v:g}" for v in levels])
+    ax.set_xlabel("Gaussian noise σ (% of the strongest peak)")
+    ax.set_ylabel("accuracy on the real-structure check")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, loc="lower left")
+    ax.set_title(title or "Real-structure check: accuracy vs noise")
+    fig.tight_layout()
+    return fig

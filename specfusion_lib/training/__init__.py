@@ -6,6 +6,8 @@
   group) and the seeded material cap of the profiles.
 * :mod:`specfusion_lib.training.metrics`: accuracy / macro-F1, MAE / RMSE / R², the trivial
   baselines, and the test-prediction table every trainer returns.
+* :mod:`specfusion_lib.training.reports`: accuracy per class and group with Wilson
+  intervals, top-k, balanced accuracy, accuracy vs noise.
 * :mod:`specfusion_lib.training.checkpoints`: checkpoint files with metadata (snapshot id and
   checksums, seed, profile, metrics), loading, and the resume rule.
 """
