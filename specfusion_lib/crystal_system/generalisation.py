@@ -54,8 +54,11 @@ from specfusion_lib.crystal_system.patterns import (
     PatternConditions,
     StickPatterns,
     _simulate_all,
+    read_stick_cache,
     render_sticks,
     simulate_sticks,
+    stick_cache_path,
+    write_stick_cache,
 )
 from specfusion_lib.crystal_system.reflections import (
     ReflectionTables,
@@ -187,15 +190,12 @@ def _labels(systems: Sequence[str | None]) -> np.ndarray:
     return np.array([_CLASS_INDEX[str(c)] for c in systems], dtype=np.int64)
 
 
-def _real_sticks(real: RealStructureSet, cache: Path | None) -> StickPatterns:
-    """Sticks of real structures from the package's simulator (cached by content)."""
-    if cache is not None and cache.is_file():
-        try:
-            sticks = StickPatterns._from_npz(cache)
-            if sticks.material_ids == real.material_ids:
-                return sticks
-        except (OSError, ValueError, KeyError) as exc:
-            logger.warning("stick cache %s unreadable (%s); simulating again", cache, exc)
+def _real_sticks(real: RealStructureSet, cache_dir: Path | None, name: str) -> StickPatterns:
+    """Sticks of real structures from the package's simulator (cached per part)."""
+    path = None if cache_dir is None else stick_cache_path(cache_dir, name)
+    sticks = None if path is None else read_stick_cache(path)
+    if sticks is not None and sticks.material_ids == real.material_ids:
+        return sticks
     frame = pd.DataFrame({
         "material_id": list(real.material_ids), "formula": list(real.formulas),
         "crystal_system": list(real.crystal_systems),
@@ -205,12 +205,8 @@ def _real_sticks(real: RealStructureSet, cache: Path | None) -> StickPatterns:
     if sticks.skipped:
         raise ConfigurationError(f"real {real.part} structures without a pattern: "
                                  f"{dict(list(sticks.skipped.items())[:3])}")
-    if cache is not None:
-        from specfusion_lib.core.atomic import atomic_write
-
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        payload = sticks._to_npz()
-        atomic_write(cache, lambda handle: handle.write(payload))
+    if path is not None:
+        write_stick_cache(path, sticks)
     return sticks
 
 
@@ -261,14 +257,11 @@ def real_pattern_data(snapshot: Snapshot, *, seed: int = 0,
     label_of = dict(zip(demo_sticks.material_ids, demo_sticks.crystal_systems, strict=True))
     label_of.update(zip(real_fit.material_ids, real_fit.crystal_systems, strict=True))
     y = _labels([label_of[m] for m in tables.material_ids])
-    sources = np.array(["demo" if m in set(demo_tables.material_ids) else "real"
-                        for m in tables.material_ids])
+    sources = np.array(["demo"] * len(demo_tables) + ["real"] * len(real_tables))
     demo_keys = {snapshot_families(snapshot, parents={})[m] for m in fit_ids}
     training_keys = frozenset(demo_keys | set(real_fit.family_keys))
-    val_sticks = _real_sticks(train.subset(val_rows),
-                              None if folder is None else folder / "sticks-real-val.npz")
-    check_sticks = _real_sticks(check,
-                                None if folder is None else folder / "sticks-real-check.npz")
+    val_sticks = _real_sticks(train.subset(val_rows), folder, "real-validation")
+    check_sticks = _real_sticks(check, folder, "real-check")
     return RealPatternData(
         tables=tables, y=y, sources=sources, training_keys=training_keys,
         val=val_sticks, y_val=_labels(val_sticks.crystal_systems),

@@ -76,8 +76,11 @@ __all__ = [
     "TRAINING_CONDITIONS",
     "PatternConditions",
     "StickPatterns",
+    "read_stick_cache",
     "render_sticks",
     "simulate_sticks",
+    "stick_cache_path",
+    "write_stick_cache",
 ]
 
 #: Half width of the Voigt kernel in degrees (the Lorentzian tail beyond it holds < 0.3 % of
@@ -415,18 +418,8 @@ def simulate_sticks(
     sid = getattr(snapshot, "snapshot_id", None)
     path = None
     if cache_dir is not None and sid:
-        key = _settings_key(wavelength, two_theta_range, step)
-        path = Path(cache_dir) / f"pxrd-sticks-{str(sid)[:16]}-{key}.npz"
-    sticks: StickPatterns | None = None
-    if path is not None and path.is_file():
-        try:
-            sticks = StickPatterns._from_npz(path)
-        except (OSError, ValueError, KeyError, SnapshotError) as exc:
-            logger.warning("PXRD stick cache %s unreadable (%s); simulating again", path, exc)
-            sticks = None  # unreadable cache: simulate again and overwrite
-        else:
-            logger.info("PXRD sticks: %d structure(s) from cache %s (%d skipped when "
-                        "simulated)", len(sticks), path, len(sticks.skipped))
+        path = stick_cache_path(cache_dir, str(sid)[:16], wavelength, two_theta_range, step)
+    sticks = None if path is None else read_stick_cache(path)
     materials = snapshot.materials
     if material_ids is not None:
         wanted = list(material_ids)
@@ -446,13 +439,45 @@ def simulate_sticks(
             logger.warning("PXRD sticks: %d structure(s) skipped (%s%s)", len(sticks.skipped),
                            shown, " ..." if len(sticks.skipped) > 3 else "")
         if path is not None:
-            data = sticks._to_npz()
-            atomic_write(path, lambda handle: handle.write(data))
-            logger.info("wrote PXRD stick cache %s", path)
+            write_stick_cache(path, sticks)
     if material_ids is None:
         return sticks
     have = set(sticks.material_ids)
     return sticks.subset(sticks.index_of([m for m in wanted if m in have]))
+
+
+def stick_cache_path(cache_dir: str | os.PathLike[str], name: str,
+                     wavelength: str | float = pxrd.WAVELENGTH,
+                     two_theta_range: tuple[float, float] = pxrd.TWO_THETA_RANGE,
+                     step: float = pxrd.TWO_THETA_STEP) -> Path:
+    """``<cache_dir>/pxrd-sticks-<name>-<settings hash>.npz``: the one naming rule of stick
+    caches (a change of radiation, range or step gives another file)."""
+    key = _settings_key(wavelength, two_theta_range, step)
+    return Path(cache_dir) / f"pxrd-sticks-{name}-{key}.npz"
+
+
+def read_stick_cache(path: str | os.PathLike[str]) -> StickPatterns | None:
+    """A stick cache file, or ``None`` when it is missing or unreadable (logged)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        sticks = StickPatterns._from_npz(path)
+    except (OSError, ValueError, KeyError, SnapshotError) as exc:
+        logger.warning("PXRD stick cache %s unreadable (%s); simulating again", path, exc)
+        return None
+    logger.info("PXRD sticks: %d structure(s) from cache %s (%d skipped when simulated)",
+                len(sticks), path, len(sticks.skipped))
+    return sticks
+
+
+def write_stick_cache(path: str | os.PathLike[str], sticks: StickPatterns) -> None:
+    """Write a stick cache file atomically (folder created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = sticks._to_npz()
+    atomic_write(path, lambda handle: handle.write(data))
+    logger.info("wrote PXRD stick cache %s", path)
 
 
 #: Structures per task of the stick-simulation process pool.

@@ -261,8 +261,7 @@ def reflection_tables(material_ids: Sequence[str], structures: Sequence[Structur
         except SnapshotError as exc:
             logger.warning("%s; computing the reflection tables again", exc)
         else:
-            if list(tables.material_ids) + list(tables.skipped or {}) == ids or (
-                    sorted([*tables.material_ids, *(tables.skipped or {})]) == sorted(ids)):
+            if sorted([*tables.material_ids, *(tables.skipped or {})]) == sorted(ids):
                 return tables
     kept, systems, params, hkls, weights = [], [], [], [], []
     skipped: dict[str, str] = {}
