@@ -92,6 +92,7 @@ fi
 mkdir -p "$BUILD" "$FIGURES"
 echo "==> profile=$PROFILE data=$DATA figures=$FIGURES"
 TIMES=()
+rm -f "$BUILD/run_times_$PROFILE.csv.part"
 for nb in notebooks/[0-9][0-9]_*.ipynb; do
   name=$(basename "$nb")
   if [ -n "$ONLY" ] && ! [[ "$name" =~ $ONLY ]]; then continue; fi
@@ -104,9 +105,20 @@ for nb in notebooks/[0-9][0-9]_*.ipynb; do
     exit 1
   fi
   dt=$(( $(date +%s) - t ))
-  TIMES+=("$(printf '%-40s %s' "$name" "$(fmt_time $dt)")")
-  echo "    done in $(fmt_time $dt)"
+  budget=$("$PY" -c "from specfusion_lib.core.profiles import get_profile; b = get_profile('$PROFILE').budget_s('$name'); print('' if b is None else b)")
+  note=""
+  if [ -n "$budget" ]; then
+    note=" (budget $(fmt_time $budget))"
+    if [ "$dt" -gt "$budget" ]; then note=" (budget $(fmt_time $budget): OVER by $(fmt_time $(( dt - budget ))))"; fi
+  fi
+  TIMES+=("$(printf '%-40s %s%s' "$name" "$(fmt_time $dt)" "$note")")
+  echo "$name,$dt,$budget" >> "$BUILD/run_times_$PROFILE.csv.part"
+  echo "    done in $(fmt_time $dt)$note"
 done
+if [ -f "$BUILD/run_times_$PROFILE.csv.part" ]; then
+  { echo "notebook,seconds,budget_seconds"; cat "$BUILD/run_times_$PROFILE.csv.part"; } > "$BUILD/run_times_$PROFILE.csv"
+  rm -f "$BUILD/run_times_$PROFILE.csv.part"
+fi
 "$PY" -m specfusion_lib figures-index --figures-dir "$FIGURES" >/dev/null
 
 echo "==> wall time per notebook"

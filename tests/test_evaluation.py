@@ -196,3 +196,20 @@ def test_figures_draw_not_available_panels(runs) -> None:
     assert any(ev.NOT_AVAILABLE in t for t in texts)
     for fig in figs:
         plt.close(fig)
+
+
+def test_split_comparison_puts_random_beside_family_for_every_metric():
+    import pandas as pd
+
+    def table(values):
+        return pd.DataFrame([{"task": t, "metric": m, "title": t, "ours_mean": v,
+                              "baseline_value": 0.5, "n_test": 10, "paper_value": "0.9",
+                              "unit": ""} for (t, m), v in values.items()])
+
+    family = table({("is_metal", "accuracy"): 0.70, ("density", "mae"): 0.60})
+    random = table({("is_metal", "accuracy"): 0.85, ("density", "mae"): 0.40})
+    out = ev.split_comparison_table(family, random).set_index(["task", "metric"])
+    assert out.loc[("is_metal", "accuracy"), "random_minus_family"] == pytest.approx(0.15)
+    assert out.loc[("density", "mae"), "random_minus_family"] == pytest.approx(-0.20)
+    assert out.loc[("density", "mae"), "family"] == 0.60
+    assert len(out) == 2

@@ -125,3 +125,27 @@ def test_noise_curve_falls_with_noise():
     overall = curve[curve.crystal_system == "overall"].set_index("noise_level")["top1"]
     assert overall[0.0] == 1.0 and overall[1.0] < 0.9
     assert isinstance(curve, pd.DataFrame) and (curve.variant == "v").all()
+
+
+def test_lowering_distorts_to_the_target_metric_only():
+    from specfusion_lib.crystal_system.reflections import lowered_parameters
+
+    rng = np.random.default_rng(1)
+    cubic = np.array([5.0, 5.0, 5.0, 90.0, 90.0, 90.0])
+    mono = lowered_parameters(cubic, "monoclinic", rng)
+    assert mono[3] == 90.0 and mono[5] == 90.0 and 1.5 <= abs(mono[4] - 90.0) <= 8.0
+    tri = lowered_parameters(cubic, "triclinic", rng)
+    assert np.all(np.abs(tri[3:] - 90.0) >= 1.5)
+    with pytest.raises(ConfigurationError):
+        lowered_parameters(np.array([3.0, 3.0, 5.0, 90.0, 90.0, 120.0]), "monoclinic", rng)
+    with pytest.raises(ConfigurationError):
+        lowered_parameters(cubic, "cubic", rng)
+    structure = _structures()["MgO"]
+    tables = reflection_tables(["MgO"], [structure], merge_as="triclinic")
+    merged = reflection_tables(["MgO"], [structure])
+    assert len(tables.rows(0)[0]) > len(merged.rows(0)[0])  # only Friedel pairs merged
+    same, _ = strained_sticks(tables, [0], None)
+    ref, _ = strained_sticks(merged, [0], None)
+    np.testing.assert_allclose(np.unique(np.round(same[0], 6)), np.unique(np.round(ref[0], 6)))
+    split, _ = strained_sticks(tables, [0], np.random.default_rng(2), lower_to=["triclinic"])
+    assert np.unique(np.round(split[0], 3)).size > np.unique(np.round(ref[0], 3)).size

@@ -51,6 +51,10 @@ class Profile:
             epoch draws several freshly augmented copies of every training pattern (see
             :func:`specfusion_lib.crystal_system.training.epoch_copies`), so that a small snapshot
             still gets enough optimiser steps per epoch for early stopping to judge; 0 turns it off.
+        notebook_budgets: ``(("07", 330), ...)``: wall-time budget in seconds of each
+            notebook (by its two-digit prefix) on the reference machine (2 CPU cores);
+            ``run_all.sh`` prints the measured time beside it and flags overruns. Empty: no
+            budget.
     """
 
     name: str
@@ -65,6 +69,12 @@ class Profile:
     learning_rate: float = 1e-3
     batch_size: int = 64
     min_patterns_per_epoch: int = 0
+    notebook_budgets: tuple[tuple[str, int], ...] = ()
+
+    def budget_s(self, notebook: str) -> int | None:
+        """Budget in seconds of a notebook (file name or two-digit prefix), ``None`` if none."""
+        prefix = str(notebook)[:2]
+        return dict(self.notebook_budgets).get(prefix)
 
     def __post_init__(self) -> None:
         if self.split_by not in SPLIT_METHODS:
@@ -72,12 +82,18 @@ class Profile:
                                      f"got {self.split_by!r}")
 
 
+#: Wall-time budgets of the quick profile's notebooks (seconds, 2 CPU cores; sum 1,800 s =
+#: the 30-minute target). Set from the measured times in the README's profile table.
+QUICK_BUDGETS_S: tuple[tuple[str, int], ...] = (
+    ("00", 15), ("01", 30), ("02", 240), ("03", 150), ("04", 90), ("05", 270), ("06", 30),
+    ("07", 300), ("08", 200), ("09", 260), ("10", 120), ("11", 75), ("12", 20))
+
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", seeds=(0,), max_epochs=2, patience=2, max_materials=64,
                      max_pxrd_materials=64),
     "quick": Profile("quick", seeds=(0,), max_epochs=40, patience=10, max_materials=600,
                      max_pxrd_materials=None, ablation_max_materials=300,
-                     min_patterns_per_epoch=1024),
+                     min_patterns_per_epoch=1024, notebook_budgets=QUICK_BUDGETS_S),
     "paper": Profile("paper", seeds=(0, 1, 2, 3, 4), max_epochs=300, patience=20,
                      max_materials=None, min_patterns_per_epoch=1024),
 }

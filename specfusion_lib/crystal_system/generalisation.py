@@ -36,7 +36,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,8 +51,7 @@ from specfusion_lib.crystal_system.patterns import (
     CLEAN_CONDITIONS,
     MEASUREMENT_CONDITIONS,
     TRAINING_CONDITIONS,
-    PatternConditions,
-    StickPatterns,
+        StickPatterns,
     _simulate_all,
     read_stick_cache,
     render_sticks,
@@ -99,7 +98,10 @@ __all__ = [
     "SymmetryTrainingSettings",
     "check_report",
     "load_symmetry_model",
+    "cnn_predictor",
+    "predict_probabilities",
     "real_pattern_data",
+    "sklearn_predictor",
     "train_symmetry_model",
 ]
 
@@ -170,6 +172,9 @@ class RealPatternData:
             whether each check row's family occurs in training.
         demo_test: Sticks of the demo's family-split test part; ``y_demo_test`` its classes.
         checksums: sha256 of the real-structure files and the snapshot id.
+        lowered: Reflection tables (Friedel pairs merged only) of a seeded sample of the
+            training structures, to be distorted to ``lowered_targets`` (``"monoclinic"``
+            or ``"triclinic"``): the triclinic / monoclinic examples the real data lack.
     """
 
     tables: ReflectionTables
@@ -184,6 +189,8 @@ class RealPatternData:
     demo_test: StickPatterns
     y_demo_test: np.ndarray
     checksums: Mapping[str, str]
+    lowered: ReflectionTables | None = None
+    lowered_targets: tuple[str, ...] = ()
 
 
 def _labels(systems: Sequence[str | None]) -> np.ndarray:
@@ -214,6 +221,7 @@ def real_pattern_data(snapshot: Snapshot, *, seed: int = 0,
                       cache_dir: str | os.PathLike[str] | None = None,
                       split: tuple[float, float, float] = (0.70, 0.15, 0.15),
                       max_real_structures: int | None = None,
+                      n_lowered: int = 1000,
                       progress: bool = False) -> RealPatternData:
     """Assemble the training rows, the validation part, the check and the demo test part.
 
@@ -225,6 +233,9 @@ def real_pattern_data(snapshot: Snapshot, *, seed: int = 0,
             validation part decides early stopping).
         max_real_structures: Keep a seeded subset of this many structures of each real file
             (the smoke profile; ``None``: all). A capped check is not the check.
+        n_lowered: Training structures sampled (seeded) for the symmetry-lowering
+            distortion; a cell with three 90° angles is lowered to monoclinic or triclinic
+            (alternately), any other to triclinic.
         progress: Show progress bars.
     """
     folder = None if cache_dir is None or max_real_structures else Path(cache_dir)
@@ -260,6 +271,17 @@ def real_pattern_data(snapshot: Snapshot, *, seed: int = 0,
     sources = np.array(["demo"] * len(demo_tables) + ["real"] * len(real_tables))
     demo_keys = {snapshot_families(snapshot, parents={})[m] for m in fit_ids}
     training_keys = frozenset(demo_keys | set(real_fit.family_keys))
+    structures = [*(snapshot.structure(m) for m in fit_ids), *real_fit.structures]
+    ids = [*fit_ids, *real_fit.material_ids]
+    pick = np.sort(np.random.default_rng([seed, 41]).choice(
+        len(ids), min(int(n_lowered), len(ids)), replace=False))
+    lowered = reflection_tables(
+        [ids[i] for i in pick], [structures[i] for i in pick], merge_as="triclinic",
+        progress=progress, cache=None if folder is None
+        else folder / f"reflections-lowered-{sid}-split{seed}-n{int(n_lowered)}.npz")
+    targets = tuple(
+        "monoclinic" if k % 2 == 0 and np.allclose(lowered.parameters[k, 3:], 90.0, atol=0.5)
+        else "triclinic" for k in range(len(lowered)))
     val_sticks = _real_sticks(train.subset(val_rows), folder, "real-validation")
     check_sticks = _real_sticks(check, folder, "real-check")
     return RealPatternData(
@@ -269,7 +291,8 @@ def real_pattern_data(snapshot: Snapshot, *, seed: int = 0,
         check_seen=seen_families(check, training_keys),
         demo_test=demo_sticks.subset(d_test),
         y_demo_test=_labels([demo_sticks.crystal_systems[i] for i in d_test]),
-        checksums={"snapshot": str(snapshot.snapshot_id), **_real_checksums()})
+        checksums={"snapshot": str(snapshot.snapshot_id), **_real_checksums()},
+        lowered=lowered, lowered_targets=targets)
 
 
 def _real_checksums() -> dict[str, str]:
@@ -364,51 +387,78 @@ def load_symmetry_model(path: str | os.PathLike[str] = SHIPPED_CHECKPOINT
     return load(Path(path))
 
 
+def cnn_predictor(model: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray]:
+    """The ``predict`` function of :func:`check_report` for a PXRD network."""
+    return lambda patterns: predict_probabilities(model, patterns)
+
+
+def sklearn_predictor(estimator: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """The ``predict`` function of :func:`check_report` for a fitted scikit-learn classifier
+    of patterns (e.g. the random-forest baseline's pipeline); its classes may be indices or
+    crystal-system names; classes it never saw get 0."""
+    columns = np.array([_CLASS_INDEX[str(c)] if str(c) in _CLASS_INDEX else int(c)
+                        for c in estimator.classes_], dtype=np.int64)
+
+    def predict(patterns: np.ndarray) -> np.ndarray:
+        prob = estimator.predict_proba(patterns)
+        out = np.zeros((prob.shape[0], len(CRYSTAL_SYSTEMS)))
+        out[:, columns] = prob
+        return out
+
+    return predict
+
+
 def predict_probabilities(model: torch.nn.Module, patterns: np.ndarray) -> np.ndarray:
-    """Class probabilities ``(N, 7)`` of patterns ``(N, L)``."""
+    """Class probabilities ``(N, 7)`` of patterns ``(N, L)`` from a PXRD network."""
     logits = batched_logits(model.eval(), [torch.from_numpy(np.asarray(patterns, np.float32))],
                             torch.device("cpu"), 256, None)
     return torch.softmax(logits.float(), dim=1).numpy()
 
 
-def check_report(model: torch.nn.Module, data: RealPatternData, *, variant: str,
-                 noise_levels: Sequence[float] = CHECK_NOISE_LEVELS, seed: int = 0
-                 ) -> dict[str, pd.DataFrame]:
-    """Accuracy tables of ``model`` on the check (clean, measurement-like, noise curve),
+def check_report(predictors: Mapping[str, Callable[[np.ndarray], np.ndarray]],
+                 data: RealPatternData, *, noise_levels: Sequence[float] = CHECK_NOISE_LEVELS,
+                 seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Accuracy tables of classifiers on the check (clean, measurement-like, noise curve),
     on the validation part and on the demo family-split test part.
+
+    Every pattern set is rendered once (seeded) and given to every classifier.
+
+    Args:
+        predictors: Variant name → patterns ``(N, L)`` → class probabilities ``(N, 7)``
+            (e.g. ``PeakIndexingClassifier.predict_proba``, :func:`cnn_predictor`,
+            :func:`sklearn_predictor`).
+        data: :func:`real_pattern_data`.
+        noise_levels: Noise σ of the accuracy-vs-noise curve.
+        seed: Seed of the rendered patterns.
 
     Returns:
         ``{"check": per class, seen / unseen / all, clean and measured;
         "noise": accuracy vs noise σ on the check; "demo_test": per class on the demo's
         family test part; "validation": per class on the validation part}``, every table
-        with ``split`` and ``variant`` columns.
+        with ``split``, ``variant`` and ``patterns`` columns.
     """
-    out: dict[str, pd.DataFrame] = {}
-    frames = []
     groups = {"seen families": data.check_seen, "unseen families": ~data.check_seen}
-    for name, cond in (("clean", CLEAN_CONDITIONS), ("measured (2 % noise)",
-                                                     MEASUREMENT_CONDITIONS)):
-        x = data.check.render(None, np.random.default_rng([seed, 21]), cond)
-        frames.append(accuracy_table(predict_probabilities(model, x), data.y_check,
-                                     CRYSTAL_SYSTEMS, groups=groups, split="real check",
-                                     variant=variant, patterns=name))
-    out["check"] = pd.concat(frames, ignore_index=True)
-    noise = []
-    for level in noise_levels:
-        cond: PatternConditions = MEASUREMENT_CONDITIONS.with_noise(level)
-        x = data.check.render(None, np.random.default_rng([seed, 22]), cond)
-        t = accuracy_table(predict_probabilities(model, x), data.y_check, CRYSTAL_SYSTEMS,
-                           split="real check", variant=variant, patterns="measured")
-        t.insert(0, "noise_level", float(level))
-        noise.append(t)
-    out["noise"] = pd.concat(noise, ignore_index=True)
-    x = data.demo_test.render(None, np.random.default_rng([seed, 23]), MEASUREMENT_CONDITIONS)
-    out["demo_test"] = accuracy_table(predict_probabilities(model, x), data.y_demo_test,
-                                      CRYSTAL_SYSTEMS, split="demo family test",
-                                      variant=variant, patterns="measured (2 % noise)")
-    x = data.val.render(None, np.random.default_rng([seed, 13]), MEASUREMENT_CONDITIONS)
-    out["validation"] = accuracy_table(predict_probabilities(model, x), data.y_val,
-                                       CRYSTAL_SYSTEMS, split="real validation part",
-                                       variant=variant, patterns="measured (2 % noise)")
-    return out
-
+    measured = "measured (2 % noise)"
+    sets = [("check", "real check", "clean", data.check, data.y_check, groups,
+             [seed, 21], CLEAN_CONDITIONS, None),
+            ("check", "real check", measured, data.check, data.y_check, groups,
+             [seed, 21], MEASUREMENT_CONDITIONS, None),
+            *(("noise", "real check", "measured", data.check, data.y_check, None,
+               [seed, 22], MEASUREMENT_CONDITIONS.with_noise(level), float(level))
+              for level in noise_levels),
+            ("demo_test", "demo family test", measured, data.demo_test, data.y_demo_test,
+             None, [seed, 23], MEASUREMENT_CONDITIONS, None),
+            ("validation", "real validation part", measured, data.val, data.y_val, None,
+             [seed, 13], MEASUREMENT_CONDITIONS, None)]
+    frames: dict[str, list[pd.DataFrame]] = {"check": [], "noise": [], "demo_test": [],
+                                             "validation": []}
+    for key, split, patterns, sticks, y, grp, stream, cond, level in sets:
+        x = sticks.render(None, np.random.default_rng(stream), cond)
+        for variant, predict in predictors.items():
+            table = accuracy_table(predict(x), y, CRYSTAL_SYSTEMS, groups=grp, split=split,
+                                   variant=variant, patterns=patterns)
+            if level is not None:
+                table.insert(0, "noise_level", level)
+            frames[key].append(table)
+    return {k: pd.concat(v, ignore_index=True) if v else pd.DataFrame()
+            for k, v in frames.items()}

@@ -66,6 +66,7 @@ __all__ = [
     "StrainSettings",
     "as_stick_patterns",
     "concat_tables",
+    "lowered_parameters",
     "reflection_table",
     "reflection_tables",
     "strain_parameters",
@@ -124,9 +125,12 @@ def _merge_key(hkl: np.ndarray, system: str, lattice_angles: np.ndarray) -> np.n
 
 
 def reflection_table(structure: Structure, wavelength: str | float = pxrd.WAVELENGTH,
-                     max_two_theta: float = MAX_TWO_THETA_DEG
+                     max_two_theta: float = MAX_TWO_THETA_DEG, *, merge_as: str | None = None
                      ) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
     """Merged reflections of a structure's conventional cell (module docstring, steps 1–4).
+
+    ``merge_as="triclinic"`` merges only Friedel pairs, so that any strain, also one that
+    lowers the symmetry (:func:`lowered_parameters`), may be applied.
 
     Returns:
         ``(crystal_system, parameters, hkl, weight)``: the system of the conventional cell,
@@ -163,7 +167,7 @@ def reflection_table(structure: Structure, wavelength: str | float = pxrd.WAVELE
                                              axis=1)
             f_hkl += occ * fs * phase
     weight = 2.0 * np.abs(f_hkl) ** 2
-    key = _merge_key(hkl, system, np.asarray(lattice.angles, dtype=float))
+    key = _merge_key(hkl, merge_as or system, np.asarray(lattice.angles, dtype=float))
     _, first_of, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
     merged = np.bincount(inverse.ravel(), weights=weight, minlength=len(first_of))
     strong = merged > 1e-8 * max(float(merged.max(initial=0.0)), 1e-30)
@@ -250,6 +254,7 @@ class ReflectionTables:
 def reflection_tables(material_ids: Sequence[str], structures: Sequence[Structure], *,
                       cache: str | os.PathLike[str] | None = None,
                       wavelength: str | float = pxrd.WAVELENGTH,
+                      merge_as: str | None = None,
                       progress: bool = False) -> ReflectionTables:
     """:func:`reflection_table` of every structure, cached in one ``.npz`` when ``cache``
     is given (reused when it holds exactly these ids). Structures that fail are listed in
@@ -268,7 +273,8 @@ def reflection_tables(material_ids: Sequence[str], structures: Sequence[Structur
     for mid, structure in tqdm(zip(ids, structures, strict=True), total=len(ids),
                                desc="reflection tables", disable=not progress):
         try:
-            system, par, hkl, weight = reflection_table(structure, wavelength)
+            system, par, hkl, weight = reflection_table(structure, wavelength,
+                                                        merge_as=merge_as)
         except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
             skipped[mid] = f"{type(exc).__name__}: {exc}"
             continue
@@ -316,6 +322,39 @@ def strain_parameters(parameters: np.ndarray, system: str, rng: np.random.Genera
     return np.array([a, b, c, *angles], dtype=float)
 
 
+#: Angle changes (degrees, random sign) that turn a cell into a monoclinic / triclinic one.
+LOWERING_ANGLES: dict[str, tuple[float, float]] = {"monoclinic": (1.5, 8.0),
+                                                   "triclinic": (1.5, 6.0)}
+
+
+def lowered_parameters(parameters: np.ndarray, target: str, rng: np.random.Generator,
+                       settings: StrainSettings = StrainSettings()) -> np.ndarray:
+    """Lattice parameters of a cell distorted to a lower crystal system: ``(6,)``.
+
+    The lengths are scaled independently as in :func:`strain_parameters`; for ``target``
+    ``"monoclinic"`` (only for cells with three 90° angles) β, for ``"triclinic"`` every angle
+    moves by ±U(:data:`LOWERING_ANGLES`). The atoms keep their fractional coordinates, so the
+    distorted crystal has at most the target's symmetry and the table's ``|F|²``.
+
+    Raises:
+        ConfigurationError: For another target, or a monoclinic target of a cell whose
+            angles are not all 90°.
+    """
+    if target not in LOWERING_ANGLES:
+        raise ConfigurationError(f"cannot lower a cell to {target!r}")
+    a, b, c = np.asarray(parameters[:3], float) * np.exp(
+        rng.uniform(-settings.length, settings.length, 3))
+    angles = np.asarray(parameters[3:], dtype=float).copy()
+    lo, hi = LOWERING_ANGLES[target]
+    if target == "monoclinic":
+        if not np.allclose(angles, 90.0, atol=0.5):
+            raise ConfigurationError("a monoclinic distortion needs three 90° angles")
+        angles[1] += rng.choice([-1.0, 1.0]) * rng.uniform(lo, hi)
+    else:
+        angles += rng.choice([-1.0, 1.0], 3) * rng.uniform(lo, hi, 3)
+    return np.array([a, b, c, *angles], dtype=float)
+
+
 def _reciprocal_metric(p: np.ndarray) -> np.ndarray:
     a, b, c = p[:3]
     ca, cb, cg = np.cos(np.radians(p[3:]))
@@ -327,19 +366,26 @@ def _reciprocal_metric(p: np.ndarray) -> np.ndarray:
 def strained_sticks(tables: ReflectionTables, indices: Sequence[int] | np.ndarray,
                     rng: np.random.Generator | None,
                     settings: StrainSettings = StrainSettings(),
-                    two_theta_range: tuple[float, float] = pxrd.TWO_THETA_RANGE
+                    two_theta_range: tuple[float, float] = pxrd.TWO_THETA_RANGE, *,
+                    lower_to: Sequence[str] | None = None
                     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Stick lists (2θ, intensity) of the structures at ``indices``, each under a fresh
     strain (none when ``rng`` is ``None``); input of
-    :func:`~specfusion_lib.crystal_system.patterns.render_sticks`."""
+    :func:`~specfusion_lib.crystal_system.patterns.render_sticks`. With ``lower_to`` (one
+    target per index, tables made with ``merge_as="triclinic"``) each cell is distorted to
+    that crystal system instead (:func:`lowered_parameters`)."""
     lam = pxrd.wavelength_angstrom(tables.wavelength)
     lo = max(float(two_theta_range[0]) - pxrd.PEAK_MARGIN_DEG, 0.0)
     hi = min(float(two_theta_range[1]) + pxrd.PEAK_MARGIN_DEG, 180.0)
     positions, intensities = [], []
-    for i in np.asarray(indices, dtype=np.int64):
+    for n, i in enumerate(np.asarray(indices, dtype=np.int64)):
         hkl, weight = tables.rows(int(i))
         params = tables.parameters[i]
-        if rng is not None:
+        if lower_to is not None:
+            if rng is None:
+                raise ConfigurationError("lowering the symmetry needs an rng")
+            params = lowered_parameters(params, lower_to[n], rng, settings)
+        elif rng is not None:
             params = strain_parameters(params, tables.crystal_systems[i], rng, settings)
         h = hkl.astype(float)
         inv_d2 = np.einsum("ij,jk,ik->i", h, _reciprocal_metric(params), h)

@@ -330,11 +330,13 @@ def plot_check_noise_curve(curve: pd.DataFrame, title: str = "") -> Figure:
         return fig
     levels = np.sort(rows["noise_level"].unique().astype(float))
     x = np.arange(len(levels))
+    colors = (_OURS, "#7b4ea8", "#3ba89c", _RF, _BASE)
     for k, (variant, part) in enumerate(rows.groupby("variant", sort=False)):
         part = part.set_index("noise_level").reindex(levels)
-        color = _OURS if k == 0 else _RF
+        color = colors[k % len(colors)]
         ax.plot(x, part["top1"], "o-" if k == 0 else "s--", color=color, label=str(variant))
-        ax.fill_between(x, part["top1_ci_low"], part["top1_ci_high"], color=color, alpha=0.15)
+        ax.fill_between(x, part["top1_ci_low"].to_numpy(float),
+                        part["top1_ci_high"].to_numpy(float), color=color, alpha=0.15)
     overall = FIG4D_ACCURACY["overall"]
     ax.axhline(overall.value, color=_PAPER, lw=1.2, label=f"paper ({overall.text}, random MP "
                "split)")

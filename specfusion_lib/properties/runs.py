@@ -69,6 +69,7 @@ __all__ = [
     "paper_reference_table",
     "parity_frame",
     "partial_vs_all_table",
+    "split_comparison_table",
     "per_element_accuracy",
     "per_element_table",
     "run_tasks",
@@ -291,6 +292,32 @@ def metrics_table(runs: Mapping[str, TaskRun]) -> pd.DataFrame:
                 })
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def split_comparison_table(family: pd.DataFrame, random: pd.DataFrame) -> pd.DataFrame:
+    """Every metric on the family split (the headline) beside the random split.
+
+    Args:
+        family: :func:`metrics_table` of runs split by structure family.
+        random: :func:`metrics_table` of the same tasks split at random (paper protocol).
+
+    Returns:
+        One row per (task, metric): ``family``, ``random`` (means over seeds),
+        ``random_minus_family`` (positive: the random split flatters an error-free metric
+        such as accuracy; for MAE a negative value flatters), the baselines of both splits,
+        ``paper_value`` and both test sizes.
+    """
+    keys = ["task", "metric"]
+    left = family[[*keys, "title", "ours_mean", "baseline_value", "n_test", "paper_value",
+                   "unit"]].rename(columns={"ours_mean": "family", "baseline_value":
+                                            "family_baseline", "n_test": "family_n_test"})
+    right = random[[*keys, "ours_mean", "baseline_value", "n_test"]].rename(columns={
+        "ours_mean": "random", "baseline_value": "random_baseline",
+        "n_test": "random_n_test"})
+    out = left.merge(right, on=keys, how="outer")
+    out["random_minus_family"] = out["random"] - out["family"]
+    return out[[*keys, "title", "family", "random", "random_minus_family", "family_baseline",
+                "random_baseline", "paper_value", "family_n_test", "random_n_test", "unit"]]
 
 
 def label_counts_table(runs: Mapping[str, TaskRun]) -> pd.DataFrame:
