@@ -4,6 +4,10 @@
   rendered into training / measured-like patterns (Fig. S18).
 * :mod:`specfusion_lib.crystal_system.reflections`: reflection tables of conventional cells
   and patterns under symmetry-preserving lattice strain (training augmentation).
+* :mod:`specfusion_lib.crystal_system.peak_features`: peak positions in Q² and indexing fits
+  of a pattern (features that expose the lattice metric).
+* :mod:`specfusion_lib.crystal_system.peak_classifier`: the gradient-boosted crystal-system
+  classifier on those features (the real-structure model of notebook 07).
 * :mod:`specfusion_lib.crystal_system.training`: training of the CNN-Transformer (Fig. S19),
   checkpoints, and the predictor behind ``specfusion predict-crystal-system``.
 * :mod:`specfusion_lib.crystal_system.reports`: metrics, per-class accuracy, random-forest
