@@ -36,9 +36,9 @@ checkpoint_dir = "build/checkpoints"  # model checkpoints (read by `specfusion p
 
 
 # %%
-from specfusion_lib.core import paper
 from dataclasses import replace
 
+from specfusion_lib.core import paper
 from specfusion_lib.core.profiles import get_profile
 from specfusion_lib.core.tasks import TASKS
 from specfusion_lib.data.sources import open_snapshot

@@ -149,3 +149,17 @@ def test_lowering_distorts_to_the_target_metric_only():
     np.testing.assert_allclose(np.unique(np.round(same[0], 6)), np.unique(np.round(ref[0], 6)))
     split, _ = strained_sticks(tables, [0], np.random.default_rng(2), lower_to=["triclinic"])
     assert np.unique(np.round(split[0], 3)).size > np.unique(np.round(ref[0], 3)).size
+
+
+def test_sklearn_predictor_maps_named_and_indexed_classes_to_the_seven_columns():
+    from sklearn.dummy import DummyClassifier
+
+    from specfusion_lib.crystal_system.generalisation import sklearn_predictor
+
+    x = np.zeros((4, 3))
+    named = DummyClassifier(strategy="prior").fit(x, ["cubic", "cubic", "triclinic", "cubic"])
+    prob = sklearn_predictor(named)(x[:1])
+    assert prob.shape == (1, 7)
+    assert prob[0, 6] == pytest.approx(0.75) and prob[0, 0] == pytest.approx(0.25)
+    indexed = DummyClassifier(strategy="prior").fit(x, [2, 2, 3, 3])
+    assert sklearn_predictor(indexed)(x[:1])[0, [2, 3]] == pytest.approx([0.5, 0.5])
