@@ -76,8 +76,10 @@ def jobs() -> list[SiteJob]:
 
 def fake_simulate(structure: Structure, site_index: int, edge: str = "K", preset: str = "fast",
                   *, material_id: str | None = None, timeout: float | None = None,
+                  overrides: dict | None = None, radius: float = feff.CLUSTER_RADIUS,
                   ) -> feff.SiteSpectrum:
-    """Deterministic synthetic site spectrum; logs each call; fails for ids with 'bad'."""
+    """Deterministic synthetic site spectrum; logs each call; fails for ids with 'bad', and
+    for ids with 'fragile' unless run with a 7 Å cluster (the ``radius-7`` retry rung)."""
     folder = os.environ.get(LOG_ENV)
     call = uuid.uuid4().hex
     if folder:
@@ -92,6 +94,10 @@ def fake_simulate(structure: Structure, site_index: int, edge: str = "K", preset
         raise SimulationError(f"FEFF10 failed for {material_id}, absorber {symbol} site "
                               f"{site_index} (K edge, preset 'fast') in stage pot: "
                               "synthetic failure")
+    if material_id and "fragile" in material_id and radius != 7.0:
+        raise SimulationError(f"FEFF10 failed for {material_id}, absorber {symbol} site "
+                              f"{site_index} (K edge, preset 'fast') in stage pot: "
+                              "synthetic failure below a 7 A cluster")
     if material_id and "oops" in material_id:
         raise RuntimeError("a bug, not a FEFF failure")
     z = Element(symbol).Z
@@ -103,7 +109,8 @@ def fake_simulate(structure: Structure, site_index: int, edge: str = "K", preset
         mu[5] = np.nan
     return feff.SiteSpectrum(energy=energy, mu=mu, element=symbol, site_index=site_index,
                              edge=edge, preset=preset, feff_version="fake", wall_time_s=0.01,
-                             e_fermi=e0 - 5.0, cards=feff.preset_cards(preset, edge))
+                             e_fermi=e0 - 5.0, cards=feff.preset_cards(preset, edge, overrides),
+                             radius=radius)
 
 
 class InterruptAfter:
@@ -318,17 +325,18 @@ def test_failures_are_recorded_not_fatal_and_retried_on_request(
     bad = plan_jobs({"bad-Cr": cro}, {"bad-Cr": ["Cr"]})
     cache = SpectrumCache(tmp_path)
     report = run_jobs([*jobs, *bad], cache, executor="serial", progress=False,
-                      simulate=fake_simulate)
+                      simulate=fake_simulate, retry_ladder=())
     assert report.n_computed == len(jobs) and report.n_failed == 1
     failure = report.failures[0]
     assert failure.job.material_id == "bad-Cr" and failure.stage == "pot" and failure.cached
     assert cache.get(failure.key).failed
 
-    again = run_jobs([*jobs, *bad], cache, executor="serial", progress=False, simulate=refuse)
+    again = run_jobs([*jobs, *bad], cache, executor="serial", progress=False, simulate=refuse,
+                     retry_ladder=())
     assert again.n_skipped_failed == 1 and again.failures[0].previous
     assert calls() == len(jobs) + 1
     retried = run_jobs(bad, cache, executor="serial", progress=False, retry_failed=True,
-                       simulate=fake_simulate)
+                       simulate=fake_simulate, retry_ladder=())
     assert retried.n_failed == 1 and not retried.failures[0].previous
     assert calls() == len(jobs) + 2
 
@@ -597,3 +605,36 @@ def test_fingerprint_follows_the_declared_feff_input_version(
         runner._fingerprint_salt.cache_clear()
     assert not set(before) & set(after)
     assert runner._fingerprints(jobs, "FEFF test") == before
+
+
+def test_retry_ladder_rescues_records_the_rung_and_reruns_failures_of_an_older_ladder(
+        tmp_path: Path, calls) -> None:
+    mno = _structures()["t-MnO"]
+    cro = mno.copy()
+    cro.replace_species({"Mn": "Cr"})
+    fragile = plan_jobs({"fragile-Mn": mno}, {"fragile-Mn": ["Mn"]})
+    bad = plan_jobs({"bad-Cr": cro}, {"bad-Cr": ["Cr"]})
+    cache = SpectrumCache(tmp_path)
+    # Without the ladder the fragile job fails and is recorded without a ladder tag.
+    first = run_jobs([*fragile, *bad], cache, executor="serial", progress=False,
+                     simulate=fake_simulate, retry_ladder=())
+    assert first.n_failed == 2 and first.n_rescued == 0
+    assert calls() == 2
+    # With the ladder both failures are tried again: the fragile one is rescued by the
+    # radius-7 rung (after afolp-0.8 and no-afolp; no-scf is skipped: "fast" has no SCF).
+    second = run_jobs([*fragile, *bad], cache, executor="serial", progress=False,
+                      simulate=fake_simulate)
+    assert second.n_rescued == 1 and second.rescued_by == {"radius-7": 1}
+    assert calls() == 2 + (1 + 3) + (1 + 4)
+    entry = cache.get(job_keys(fragile, cache)[0])
+    assert entry.spectrum.retry == "radius-7" and entry.spectrum.radius == 7.0
+    assert "AFOLP" not in entry.spectrum.cards and entry.metadata["retry"] == "radius-7"
+    # The bad one failed every rung; the message names each rung's stage, and a rerun with
+    # the same ladder skips it.
+    assert second.n_failed == 1
+    message = second.failures[0].message
+    assert second.failures[0].stage == "pot" and "retry dirac-hara: failed in stage pot" in message
+    third = run_jobs([*fragile, *bad], cache, executor="serial", progress=False, simulate=refuse)
+    assert third.n_skipped_failed == 1 and third.n_cached == 1
+    spectra = assemble_spectra(fragile, cache)
+    assert spectra[("fragile-Mn", "Mn", "K")].sites[0].retry == "radius-7"

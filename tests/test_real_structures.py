@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
+from specfusion_lib.core.elements import TRANSITION_METALS
 from specfusion_lib.core.errors import ChecksumError, ConfigurationError, SnapshotError
 from specfusion_lib.data import real_structures as rs
 from specfusion_lib.data.families import structure_family_key
@@ -160,3 +161,56 @@ def test_seen_families_on_a_hand_made_case() -> None:
     assert rs.seen_families(check, training).tolist() == [True, False, True]
     assert rs.seen_families(check, []).tolist() == [False, False, False]
     assert check.families == check.family_keys
+
+
+def _fake_feff(structure, site_index, edge="K", preset="fast", *, material_id=None,
+               timeout=None, overrides=None, radius=10.0):
+    """Synthetic site spectrum; the first compound's sites fail unless run with a 7 Å
+    cluster (rescued by the radius-7 rung), the second compound's always fail in pot."""
+    import numpy as np
+    from pymatgen.core import Element
+
+    from specfusion_lib.core.errors import SimulationError
+    from specfusion_lib.simulate import feff
+
+    symbol = structure[site_index].specie.symbol
+    if material_id == _FAKE_IDS[1] or (material_id == _FAKE_IDS[0] and radius != 7.0):
+        raise SimulationError(f"FEFF10 failed for {material_id}, absorber {symbol} site "
+                              f"{site_index} in stage pot: synthetic")
+    e0 = 100.0 * Element(symbol).Z
+    energy = np.linspace(e0 - 20.0, e0 + 80.0, 101)
+    mu = 1.0 / (1.0 + np.exp(-(energy - e0)))
+    return feff.SiteSpectrum(energy, mu, symbol, site_index, edge, preset, "fake", 0.01,
+                             cards=feff.preset_cards(preset, edge, overrides), radius=radius)
+
+
+_FAKE_IDS: list[str] = []
+
+
+def test_real_build_runs_resumes_and_reports_failure_rates_before_and_after_the_ladder(
+        tmp_path) -> None:
+    from specfusion_lib.data.real_spectra import plan_real_jobs, run_real_build
+
+    jobs = plan_real_jobs(["check"], max_materials=3)
+    ids = list(dict.fromkeys(j.material_id for j in jobs))
+    assert len(ids) == 3 and all(i.startswith("check:") for i in ids)
+    assert all(j.preset == "fast-scf" and j.element in TRANSITION_METALS for j in jobs)
+    _FAKE_IDS[:] = ids[:2]
+    report = run_real_build(tmp_path, parts=["check"], max_materials=3, executor="serial",
+                            simulate=_fake_feff, progress=False)
+    n = len(jobs)
+    first = sum(j.material_id in ids[:2] for j in jobs)
+    failed = sum(j.material_id == ids[1] for j in jobs)
+    totals = report["totals"]
+    assert totals["planned"] == totals["attempted"] == n
+    assert totals["failed_first"] == first and totals["failed"] == failed
+    assert totals["failure_rate_first_attempt"] == pytest.approx(first / n)
+    assert totals["failure_rate_after_ladder"] == pytest.approx(failed / n)
+    assert report["rescued_by"] == {"radius-7": first - failed}
+    assert report["failed_stages"] == {"pot": failed}
+    assert "SCF" in report["presets"]["fast-scf"]
+    assert json.loads((tmp_path / "report.json").read_text())["totals"] == totals
+    # a second run reads everything from the cache
+    again = run_real_build(tmp_path, parts=["check"], max_materials=3, executor="serial",
+                           simulate=_fake_feff, progress=False)
+    assert again["totals"] == totals and "0 computed" in again["last_run"]["summary"]

@@ -9,6 +9,8 @@
   space group, joined by provenance links such as the demo pool's prototypes).
 * :mod:`specfusion_lib.data.real_structures`: real Materials Project structures, a train file
   with its fixed family-wise validation part and a check file that is never trained on.
+* :mod:`specfusion_lib.data.real_spectra`: the resumable FEFF10 build of the real structures'
+  TM K edges (retry ladder, failure rates before and after).
 * :mod:`specfusion_lib.data.mp`: the Materials Project source (``mp-api``).
 * :mod:`specfusion_lib.data.demo_pool`: the demo's candidate structures (prototypes,
   substitutions) and their CHGNet relaxation cache.

@@ -62,6 +62,7 @@ from specfusion_lib.measured.domain_shift import E0TemplateAligner
 from specfusion_lib.properties.features import FEATURE_TASKS, FeatureSet, weighted_mode
 from specfusion_lib.properties.predict import Predictor
 from specfusion_lib.properties.runs import TaskRun, run_tasks
+from specfusion_lib.spectra.augment import DomainRandomisation
 from specfusion_lib.spectra.xanes import ProcessedXANES, XANESSpectrum
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ MEASURED_TASKS: tuple[str, ...] = (
     "oxidation_state", "coordination_number", "crystal_system", "has_band_gap", "is_magnetic",
     "band_gap", "formation_energy_per_atom", "efermi", "density")
 #: Model variants: spectra preprocessed as everywhere else, or E0 aligned to templates.
-VARIANTS: tuple[str, ...] = ("baseline", "e0_aligned")
+VARIANTS: tuple[str, ...] = ("baseline", "e0_aligned", "randomised")
 #: Hold out the validation compounds only if at least this many training materials remain.
 MIN_TRAINING_MATERIALS: int = 30
 _ALIGNER_FILE = "e0_templates.json"
@@ -351,6 +352,7 @@ class ValidationModels:
 def train_validation_models(snapshot: Snapshot, features: FeatureSet, tasks: Sequence[str],
                             profile: Profile | str, checkpoint_dir: str | os.PathLike[str], *,
                             variant: str = "baseline", progress: bool = False,
+                            randomisation: DomainRandomisation | None = None, seed: int = 0,
                             **train_kwargs: Any) -> ValidationModels:
     """Train (or resume) one model per task for a variant and load them for prediction.
 
@@ -362,8 +364,13 @@ def train_validation_models(snapshot: Snapshot, features: FeatureSet, tasks: Seq
         checkpoint_dir: Parent folder; the variant's checkpoints go to
             ``checkpoint_dir/<variant>`` (kept apart from notebook 02's checkpoints, which
             are trained on every material).
-        variant: One of :data:`VARIANTS`.
+        variant: One of :data:`VARIANTS`: ``"baseline"`` (the inputs as they are),
+            ``"e0_aligned"`` (E0 placed on element templates) or ``"randomised"`` (the inputs
+            plus domain-randomised copies, :mod:`specfusion_lib.properties.randomised`).
         progress: Show progress bars.
+        randomisation: Ranges of the ``"randomised"`` variant (default
+            :class:`~specfusion_lib.spectra.augment.DomainRandomisation`).
+        seed: Seed of the randomised copies.
         **train_kwargs: Passed to :func:`~specfusion_lib.properties.runs.run_tasks`.
 
     Returns:
@@ -381,6 +388,11 @@ def train_validation_models(snapshot: Snapshot, features: FeatureSet, tasks: Seq
         aligner = E0TemplateAligner().fit(snapshot, features)
         inputs = aligner.transform_features(snapshot, features)
         aligner.save(folder / _ALIGNER_FILE)
+    elif variant == "randomised":
+        from specfusion_lib.properties.randomised import randomised_features
+
+        inputs = randomised_features(snapshot, features, randomisation or DomainRandomisation(),
+                                     seed=seed, progress=progress)
     logger.info("measured validation, %s variant: training %d task(s) into %s", variant,
                 len(tasks), folder)
     runs = run_tasks(snapshot, tasks, profile, features=inputs, checkpoint_dir=folder,

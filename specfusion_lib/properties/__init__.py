@@ -2,6 +2,7 @@
 
 * :mod:`specfusion_lib.properties.features`: spectra + element descriptors → model inputs,
   task labels per material or per TM element.
+* :mod:`specfusion_lib.properties.randomised`: training inputs plus domain-randomised copies.
 * :mod:`specfusion_lib.properties.train`: one model per task and seed (notebooks 02–06).
 * :mod:`specfusion_lib.properties.multitask`: the multi-task option (shared encoder, one head
   per target).

@@ -52,7 +52,7 @@ import numpy as np
 
 from specfusion_lib.core.atomic import TEMP_SUFFIX, atomic_write_text
 from specfusion_lib.core.errors import ConfigurationError
-from specfusion_lib.simulate.feff import SiteSpectrum
+from specfusion_lib.simulate.feff import CLUSTER_RADIUS, SiteSpectrum
 
 __all__ = [
     "CACHE_SCHEMA",
@@ -311,6 +311,8 @@ class SpectrumCache:
             "feff_version": spectrum.feff_version,
             "wall_time_s": float(spectrum.wall_time_s),
             "cards": dict(spectrum.cards),
+            "radius": float(spectrum.radius),
+            "retry": spectrum.retry,
         }
         meta.update(metadata)
         meta.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
@@ -521,6 +523,8 @@ def _parse_entry(key: str, raw: str) -> CacheEntry | None:
             multiplicity=int(meta.get("multiplicity", 1)),
             e_fermi=e_fermi,
             cards=dict(meta.get("cards") or {}),
+            radius=float(meta.get("radius", CLUSTER_RADIUS)),
+            retry=str(meta.get("retry") or ""),
         )
     except (KeyError, TypeError, ValueError):
         return None

@@ -548,11 +548,17 @@ def _resolve_keys(jobs: Sequence[SiteJob], cache: SpectrumCache | None, version:
 
 
 def _simulate_task(job: SiteJob, simulate: Callable[..., feff.SiteSpectrum],
-                   timeout: float | None) -> tuple:
+                   timeout: float | None,
+                   ladder: Sequence[feff.RetryStep] = ()) -> tuple:
     """Worker task: ``("ok", SiteSpectrum)`` or ``("failed", message, stage)``."""
     try:
-        spectrum = simulate(job.build_structure(), job.site_index, job.edge, job.preset,
-                            material_id=job.material_id, timeout=timeout)
+        if ladder:
+            spectrum = feff.simulate_site_with_retries(
+                job.build_structure(), job.site_index, job.edge, job.preset,
+                material_id=job.material_id, timeout=timeout, ladder=ladder, simulate=simulate)
+        else:
+            spectrum = simulate(job.build_structure(), job.site_index, job.edge, job.preset,
+                                material_id=job.material_id, timeout=timeout)
     except SpecfusionError as exc:
         message = str(exc)
         return ("failed", message, failed_stage(message))
@@ -592,6 +598,9 @@ class RunReport:
         n_cached: Distinct spectra already in the cache before the run.
         n_computed: Distinct spectra simulated successfully in this run.
         n_skipped_failed: Distinct spectra skipped because the cache records a failure.
+        n_rescued: Distinct spectra computed in this run by a rung of the retry ladder after
+            the first attempt failed.
+        rescued_by: Ladder rung name -> spectra it rescued in this run.
         failures: One entry per job without a spectrum (new, skipped known-bad, input errors).
         executor: ``"serial"``, ``"process"`` or ``"dask"``.
         workers: Worker processes (process pool), threads (dask) or 1.
@@ -604,6 +613,8 @@ class RunReport:
     n_cached: int = 0
     n_computed: int = 0
     n_skipped_failed: int = 0
+    n_rescued: int = 0
+    rescued_by: dict[str, int] = field(default_factory=dict)
     failures: list[JobFailure] = field(default_factory=list)
     executor: str = "serial"
     workers: int = 1
@@ -623,8 +634,9 @@ class RunReport:
     def summary(self) -> str:
         """One line for logs."""
         return (f"{self.n_jobs} FEFF jobs ({self.n_unique} distinct spectra): "
-                f"{self.n_cached} from cache, {self.n_computed} computed, "
-                f"{self.n_failed} job(s) failed ({self.n_skipped_failed} known failure(s) "
+                f"{self.n_cached} from cache, {self.n_computed} computed "
+                f"({self.n_rescued} by a retry), {self.n_failed} job(s) failed "
+                f"({self.n_skipped_failed} known failure(s) "
                 f"skipped); {self.executor} x{self.workers}, {self.wall_time_s:.1f} s")
 
 
@@ -640,6 +652,7 @@ def run_jobs(
     timeout: float | None = None,
     max_pending: int | None = None,
     simulate: Callable[..., feff.SiteSpectrum] | None = None,
+    retry_ladder: Sequence[feff.RetryStep] = feff.RETRY_LADDER,
 ) -> RunReport:
     """Simulate the jobs whose spectra are not in the cache, writing each result as it arrives.
 
@@ -666,6 +679,14 @@ def run_jobs(
         simulate: Replaces :func:`~specfusion_lib.simulate.feff.simulate_site` (same
             signature: ``(structure, site_index, edge, preset, *, material_id, timeout)``);
             must be picklable (a module-level function) for the process and dask executors.
+            With a retry ladder it must also accept ``overrides`` and ``radius`` keywords.
+        retry_ladder: Rungs tried after a failed first attempt
+            (:func:`~specfusion_lib.simulate.feff.simulate_site_with_retries`; default
+            :data:`~specfusion_lib.simulate.feff.RETRY_LADDER`, ``()`` for none). A spectrum a
+            rung produced is cached under the job's key with the cards it was run with and
+            the rung's name (``retry``). A failure cached without having gone through this
+            ladder (another :data:`~specfusion_lib.simulate.feff.RETRY_LADDER_VERSION`, or
+            none) is tried again.
 
     Returns:
         A :class:`RunReport`.
@@ -694,10 +715,13 @@ def run_jobs(
                 by_key.setdefault(key, []).append(i)
         report.n_unique = len(by_key)
 
+        ladder_tag = _ladder_tag(retry_ladder)
         todo: list[str] = []
         for key, members in by_key.items():
             entry = cache.get(key)
-            if entry is None or (entry.failed and retry_failed):
+            stale_failure = (entry is not None and entry.failed and retry_ladder
+                             and entry.metadata.get("retry_ladder") != ladder_tag)
+            if entry is None or (entry.failed and retry_failed) or stale_failure:
                 todo.append(key)
             elif entry.failed:
                 report.n_skipped_failed += 1
@@ -742,10 +766,17 @@ def run_jobs(
                 else:
                     report.n_computed += 1
                     report.compute_time_s += float(value[1].wall_time_s)
+                    if value[1].retry:
+                        report.n_rescued += 1
+                        report.rescued_by[value[1].retry] = (
+                            report.rescued_by.get(value[1].retry, 0) + 1)
+                        logger.info("FEFF %s rescued by retry step %s", job.label,
+                                    value[1].retry)
             if value[0] == "failed":
                 _, message, stage = value
                 cache.put_failure(key, message, stage, element=job.element, edge=job.edge,
-                                  preset=job.preset, feff_version=version, **meta)
+                                  preset=job.preset, feff_version=version,
+                                  retry_ladder=ladder_tag, **meta)
                 logger.warning("FEFF failed: %s (%s), %s site %d, stage %s: %s",
                                job.material_id, job.formula or "?", job.element,
                                job.site_index, stage or "unknown", _first_line(message))
@@ -756,7 +787,8 @@ def run_jobs(
                 bar.set_postfix(failed=len(report.failures), refresh=False)
 
         try:
-            _drive(backend, ((key, (_simulate_task, jobs[by_key[key][0]], simulate, timeout))
+            _drive(backend, ((key, (_simulate_task, jobs[by_key[key][0]], simulate, timeout,
+                                    tuple(retry_ladder)))
                              for key in todo), handle)
         finally:
             bar.close()
@@ -771,6 +803,15 @@ def run_jobs(
     report.failures.sort(key=lambda f: (f.job.material_id, f.job.element, f.job.site_index))
     logger.info("FEFF run done: %s", report.summary())
     return report
+
+
+def _ladder_tag(ladder: Sequence[feff.RetryStep]) -> str | None:
+    """What a cached failure records about the ladder it went through (``None``: none)."""
+    if not ladder:
+        return None
+    if tuple(ladder) == feff.RETRY_LADDER:
+        return feff.RETRY_LADDER_VERSION
+    return "custom:" + ",".join(step.name for step in ladder)
 
 
 def _first_line(message: str, limit: int = 300) -> str:
