@@ -137,12 +137,21 @@ def test_pre_edge_and_white_line_heights_are_in_edge_step_units() -> None:
 def test_choose_preset_needs_a_gain_within_the_cost_cap() -> None:
     summary = pd.DataFrame({
         "preset": ["fast", "fast-scf", "paper"],
-        "pearson_broadened": [0.80, 0.86, 0.95],
-        "cost_vs_fast": [1.0, 1.3, 12.0],
+        "pearson_broadened": [0.94, 0.935, 0.99],
+        "shift_spearman": [-0.2, 0.86, 0.9],
+        "cost_vs_fast": [1.0, 1.1, 30.0],
     })
-    assert choose_preset(summary)[0] == "fast-scf"  # paper is better but over the cap
-    assert choose_preset(summary, cost_cap=20.0)[0] == "paper"
-    assert choose_preset(summary, min_gain=0.1)[0] == "fast"
+    # paper is better on both scores but over the cost cap; fast-scf keeps the shape
+    # (within 0.02) and reproduces the chemical shift
+    preset, reason = choose_preset(summary)
+    assert preset == "fast-scf" and "chemical-shift Spearman 0.86" in reason
+    assert choose_preset(summary, cost_cap=40.0)[0] == "paper"
+    # a shape loss beyond the tolerance disqualifies it
+    assert choose_preset(summary, shape_tolerance=0.001)[0] == "fast"
+    # without a shift gain, a shape gain decides
+    flat = summary.assign(shift_spearman=[0.5, 0.5, 0.5], pearson_broadened=[0.90, 0.95, 0.99])
+    assert choose_preset(flat)[0] == "fast-scf"
+    assert choose_preset(flat.assign(pearson_broadened=[0.9, 0.91, 0.99]))[0] == "fast"
     with pytest.raises(ConfigurationError, match="no 'fast' row"):
         choose_preset(summary.iloc[1:])
 
@@ -207,3 +216,53 @@ def test_randomised_features_append_copies_with_ids_families_and_labels(
     data = task_data(fixture_snapshot, "oxidation_state", augmented)
     clean = task_data(fixture_snapshot, "oxidation_state", features)
     assert len(data.features) == 3 * len(clean.features)
+
+
+# ---------------------------------------------------------------------------------- scores
+
+
+def test_structural_scores_count_mixed_valence_and_use_training_majority() -> None:
+    from types import SimpleNamespace
+
+    from specfusion_lib.measured.halves import MeasuredHalves
+    from specfusion_lib.measured.scores import confusion, structural_scores
+
+    def sites(*items):
+        return json.dumps([{"element": e, "oxidation_state": o, "coordination_number": c,
+                            "multiplicity": m} for e, o, c, m in items])
+
+    snapshot = SimpleNamespace(materials=pd.DataFrame({
+        "material_id": ["m1", "m2", "m3", "t1", "t2", "t3"],
+        "formula": ["Mn3O4", "MnO2", "FeO", "MnO", "Mn2O3", "Fe2O3"],
+        "sites": [sites(("Mn", 2, 4, 1), ("Mn", 3, 6, 2)), sites(("Mn", 4, 6, 1)),
+                  sites(("Fe", 2, 6, 1)), sites(("Mn", 2, 6, 1)), sites(("Mn", 2, 6, 1)),
+                  sites(("Fe", 3, 6, 1))],
+    }))
+    halves = MeasuredHalves(("FeO",), ("MnO2", "Mn3O4"), 0,
+                            {"FeO": "Fe", "MnO2": "Mn", "Mn3O4": "Mn"})
+    rows = []
+    for key, formula, mid, el, ox, ox_ref, cn, cn_ref in (
+            ("a", "Mn3O4", "m1", "Mn", "2", "3", "6", "6"),   # ox 2 is one of its states
+            ("b", "MnO2", "m2", "Mn", "3", "4", "6", "6"),
+            ("c", "FeO", "m3", "Fe", "2", "2", "4", "6")):
+        for task, pred, ref in (("oxidation_state", ox, ox_ref),
+                                ("coordination_number", cn, cn_ref)):
+            rows.append({"variant": "baseline", "input": "measured", "key": key,
+                         "formula": formula, "material_id": mid, "element": el, "task": task,
+                         "prediction": pred, "reference": ref})
+    compared = pd.DataFrame(rows)
+    scores = structural_scores(compared, snapshot, halves,
+                               exclude_formulas=["Mn3O4", "MnO2", "FeO"])
+    get = scores.set_index(["split", "task", "element"])
+    assert get.loc[("scoring", "oxidation_state", "all"), "correct"] == 1  # Mn3O4 only
+    assert get.loc[("scoring", "coordination_number", "all"), "correct"] == 2
+    assert get.loc[("scoring", "both", "all"), "correct"] == 1
+    assert get.loc[("development", "both", "all"), "n"] == 1
+    assert get.loc[("all", "oxidation_state", "all"), "n"] == 3
+    # majority from training materials only: Mn -> 2 (MnO, Mn2O3 as given), Fe -> 3
+    assert get.loc[("scoring", "oxidation_state", "Mn"), "majority_baseline"] == 0.0
+    assert get.loc[("development", "oxidation_state", "Fe"), "majority_baseline"] == 0.0
+    low, high = get.loc[("all", "oxidation_state", "all"), ["ci_low", "ci_high"]]
+    assert 0 < low < 2 / 3 < high < 1
+    table = confusion(compared, "oxidation_state", variant="baseline", input_kind="measured")
+    assert table.loc["4", "3"] == 1 and int(table.values.sum()) == 3

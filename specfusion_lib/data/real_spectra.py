@@ -210,6 +210,7 @@ def run_real_build(build_dir: str | os.PathLike[str] = DEFAULT_BUILD_DIR, *,
     cache = SpectrumCache(build / "feff")
     jobs = plan_real_jobs(parts, preset, max_materials=max_materials)
     t0 = time.perf_counter()
+    commit = _git_commit()  # the code this run starts from
     report: RunReport | None = None
     interrupted = False
     try:
@@ -222,7 +223,7 @@ def run_real_build(build_dir: str | os.PathLike[str] = DEFAULT_BUILD_DIR, *,
                        (time.perf_counter() - t0) / 60)
     summary = build_report(jobs, cache)
     summary["last_run"] = {
-        "commit": _git_commit(), "parts": list(parts), "preset": preset,
+        "commit": commit, "parts": list(parts), "preset": preset,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "minutes": round((time.perf_counter() - t0) / 60, 2), "interrupted": interrupted,
         "summary": report.summary() if report is not None else "interrupted",

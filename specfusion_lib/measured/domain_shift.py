@@ -42,7 +42,12 @@ import numpy as np
 import pandas as pd
 
 from specfusion_lib.core.atomic import atomic_write_text
-from specfusion_lib.core.errors import ConfigurationError, InputFileError, SpecfusionError
+from specfusion_lib.core.errors import (
+    ConfigurationError,
+    InputFileError,
+    SpecfusionError,
+    SpectrumError,
+)
 from specfusion_lib.properties.features import FeatureSet
 from specfusion_lib.spectra.xanes import (
     MIN_COVERAGE,
@@ -70,7 +75,8 @@ __all__ = [
 ]
 
 #: Gaussian FWHMs (eV) tried by :func:`spectral_agreement` on the simulated spectrum.
-BROADENING_GRID_EV: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
+BROADENING_GRID_EV: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0,
+                                          12.0, 15.0)
 #: Largest E0 correction (eV) of the alignments; simulated and measured E0s found as
 #: derivative maxima differ by up to ~14 eV (SPEC §9).
 MAX_SHIFT_EV: float = 12.0
@@ -123,7 +129,8 @@ def spectral_agreement(measured: XANESSpectrum, simulated: XANESSpectrum, *,
     :func:`~specfusion_lib.spectra.xanes.align_by_correlation` then finds the shift of the
     simulated window (within ``max_shift_ev``) that maximises the correlation. For each FWHM
     of ``fwhm_grid`` the simulated μ(E) is Gaussian-broadened before preprocessing and the
-    aligned correlation recomputed; the best FWHM is reported (the smallest on ties). With
+    aligned correlation recomputed; the best FWHM is reported (the smallest on ties); a FWHM
+    that broadens the edge past what the preprocessing accepts is skipped. With
     an ``aligner``, both spectra are also preprocessed on template-aligned E0s
     (:meth:`E0TemplateAligner.transform`) and correlated point by point.
 
@@ -151,8 +158,13 @@ def spectral_agreement(measured: XANESSpectrum, simulated: XANESSpectrum, *,
     base = align_by_correlation(pm, ps, max_shift_ev=max_shift_ev)
     best = (-math.inf, 0.0, 0.0)
     for fwhm in sorted(float(f) for f in fwhm_grid):
-        pb = preprocess_xanes(simulated, broaden_fwhm_ev=fwhm or None)
-        al = align_by_correlation(pm, pb, max_shift_ev=max_shift_ev)
+        try:
+            pb = preprocess_xanes(simulated, broaden_fwhm_ev=fwhm or None)
+            al = align_by_correlation(pm, pb, max_shift_ev=max_shift_ev)
+        except SpectrumError:  # broadened past recognition (no edge left): not a candidate
+            if fwhm == 0:
+                raise
+            continue
         if al.correlation > best[0] + 1e-9:
             best = (al.correlation, fwhm, _pearson(pm.values, pb.values))
     template = math.nan

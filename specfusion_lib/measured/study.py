@@ -699,6 +699,8 @@ def prediction_inputs(records: Sequence[MeasuredRecord],
 #: Tasks retrained for the remedy variant (oxidation state, CN and the band gap; the other
 #: tasks are compared on the baseline only, to keep the quick profile short).
 REMEDY_TASKS: tuple[str, ...] = ("oxidation_state", "coordination_number", "band_gap")
+#: Tasks of the domain-randomised variant (its training set is 1 + copies times larger).
+RANDOMISED_TASKS: tuple[str, ...] = ("oxidation_state", "coordination_number")
 #: Phases of notebook 12's composites; held out with the measured compounds so that both
 #: notebooks share one set of models.
 MIXTURE_FORMULAS: tuple[str, ...] = ("Cu2O", "TiO2")
@@ -755,6 +757,7 @@ def run_measured_validation(snapshot: Snapshot, records: Sequence[MeasuredRecord
                             checkpoint_dir: str | os.PathLike[str], *,
                             tasks: Sequence[str] = MEASURED_TASKS,
                             remedy_tasks: Sequence[str] = REMEDY_TASKS,
+                            variants: Sequence[str] = VARIANTS,
                             progress: bool = False) -> MeasuredValidation:
     """Match, hold out, train both variants, compare spectra and predict (notebook 11).
 
@@ -766,7 +769,9 @@ def run_measured_validation(snapshot: Snapshot, records: Sequence[MeasuredRecord
         profile: Profile or its name.
         checkpoint_dir: Parent folder of the variants' checkpoints.
         tasks: Tasks of the baseline models.
-        remedy_tasks: Tasks of the E0-aligned models.
+        remedy_tasks: Tasks of the ``"e0_aligned"`` variant (the ``"randomised"`` one trains
+            :data:`RANDOMISED_TASKS`).
+        variants: Variants to train (:data:`VARIANTS`; ``"baseline"`` always).
         progress: Show progress bars.
 
     Returns:
@@ -780,14 +785,19 @@ def run_measured_validation(snapshot: Snapshot, records: Sequence[MeasuredRecord
                 profile if isinstance(profile, str) else profile.name)
     matches = match_measured(records, snapshot)
     train, holdout = validation_features(snapshot, records, matches, features)
-    models = {
-        "baseline": train_validation_models(snapshot, train, tasks, profile, checkpoint_dir,
-                                            variant="baseline", progress=progress),
-        "e0_aligned": train_validation_models(snapshot, train, remedy_tasks, profile,
-                                              checkpoint_dir, variant="e0_aligned",
-                                              progress=progress),
-    }
-    aligner = models["e0_aligned"].aligner
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        raise ConfigurationError(f"unknown variant(s) {unknown}; choose from {VARIANTS}")
+    models = {"baseline": train_validation_models(snapshot, train, tasks, profile,
+                                                  checkpoint_dir, variant="baseline",
+                                                  progress=progress)}
+    for variant in variants:
+        if variant != "baseline":
+            chosen = RANDOMISED_TASKS if variant == "randomised" else remedy_tasks
+            models[variant] = train_validation_models(snapshot, train, chosen, profile,
+                                                      checkpoint_dir, variant=variant,
+                                                      progress=progress)
+    aligner = models["e0_aligned"].aligner if "e0_aligned" in models else None
     agreements = {}
     for rec, match in prediction_inputs(records, matches):
         try:

@@ -26,6 +26,7 @@ __all__ = [
     "plot_composite_spectra",
     "plot_domain_gap",
     "plot_overlays",
+    "plot_preset_comparison",
     "plot_spectral_agreement",
 ]
 
@@ -260,5 +261,73 @@ def plot_composite_probabilities(predictions: Mapping[str, pd.DataFrame], task: 
         ax.set_ylabel("probability")
         ax.set_title(f"{case}: {el} {title}", fontsize=9)
         ax.legend(fontsize=6, title="class", title_fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def plot_preset_comparison(study: pd.DataFrame, summary: pd.DataFrame) -> Figure:
+    """FEFF10 presets against measured spectra of the development half (three panels).
+
+    (a) median broadened Pearson r against the mean FEFF seconds per site; (b) pre-edge
+    height (edge-step units) measured and per preset, one group per record, tetrahedral d⁰
+    records first; (c) chemical shift: simulated against measured edge offset from the
+    element's mean, per preset (the diagonal is a perfect reproduction).
+
+    Args:
+        study: Per-record table of :func:`specfusion_lib.measured.preset_study.run_preset_study`.
+        summary: :func:`specfusion_lib.measured.preset_study.preset_summary` of ``study``.
+    """
+    apply_style()
+    fig, axes = plt.subplots(1, 3, figsize=(13.5, 3.8), squeeze=False)
+    ax_cost, ax_pre, ax_shift = axes[0]
+    if study.empty or summary.empty:
+        for ax in axes[0]:
+            _message(ax, "no preset study in this build")
+        fig.tight_layout()
+        return fig
+    presets = list(summary["preset"])
+    colors = dict(zip(presets, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
+    for row in summary.itertuples(index=False):
+        ax_cost.scatter(row.seconds_per_site, row.pearson_broadened, s=40,
+                        color=colors[row.preset], label=f"{row.preset} (n={row.n})")
+    ax_cost.set_xscale("log")
+    ax_cost.set_xlabel("FEFF seconds per site (one core)")
+    ax_cost.set_ylabel("median Pearson r (aligned, broadened)")
+    ax_cost.set_title("(a) fidelity vs cost")
+    ax_cost.legend(fontsize=7)
+
+    ok = study.loc[study["pre_edge_simulated"].notna()] if "pre_edge_simulated" in study \
+        else study.iloc[0:0]
+    order = (ok.drop_duplicates("key").sort_values(["d0_tetrahedral", "key"],
+                                                   ascending=[False, True])["key"].tolist())
+    x = np.arange(len(order))
+    width = 0.8 / (len(presets) + 1)
+    measured = ok.drop_duplicates("key").set_index("key")["pre_edge_measured"].reindex(order)
+    ax_pre.bar(x - 0.4 + width / 2, measured, width, color="black", label="measured")
+    for k, preset in enumerate(presets, start=1):
+        vals = ok.loc[ok["preset"] == preset].set_index("key")["pre_edge_simulated"]
+        ax_pre.bar(x - 0.4 + width / 2 + k * width, vals.reindex(order), width,
+                   color=colors[preset], label=preset)
+    labels = ok.drop_duplicates("key").set_index("key")["formula"].reindex(order)
+    ax_pre.set_xticks(x, labels, rotation=60, ha="right", fontsize=7)
+    ax_pre.set_ylabel("pre-edge height (edge steps)")
+    ax_pre.set_title("(b) pre-edge peak (d⁰ tetrahedral first)")
+    ax_pre.legend(fontsize=7)
+
+    for preset in presets:
+        sub = ok.loc[ok["preset"] == preset].dropna(subset=["offset_measured",
+                                                           "offset_simulated"])
+        if sub.empty:
+            continue
+        m = sub["offset_measured"] - sub.groupby("element")["offset_measured"].transform("mean")
+        s = sub["offset_simulated"] - sub.groupby("element")["offset_simulated"].transform(
+            "mean")
+        ax_shift.scatter(m, s, s=25, color=colors[preset], label=preset)
+    lim = ax_shift.get_xlim()
+    ax_shift.plot(lim, lim, color="0.6", lw=0.8, ls="--")
+    ax_shift.set_xlabel("measured edge shift (eV, from element mean)")
+    ax_shift.set_ylabel("simulated edge shift (eV)")
+    ax_shift.set_title("(c) chemical shift")
+    ax_shift.legend(fontsize=7)
     fig.tight_layout()
     return fig
