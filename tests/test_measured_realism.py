@@ -29,7 +29,7 @@ from specfusion_lib.measured.preset_study import (
     white_line_height,
 )
 from specfusion_lib.properties.features import build_features, task_data
-from specfusion_lib.properties.randomised import randomised_features
+from specfusion_lib.properties.randomised import Randomiser, randomised_copies
 from specfusion_lib.spectra.augment import (
     DomainRandomisation,
     randomise_spectrum,
@@ -198,24 +198,51 @@ def test_randomised_spectra_vary_as_configured_and_are_reproducible() -> None:
         DomainRandomisation(copies=0)
 
 
-def test_randomised_features_append_copies_with_ids_families_and_labels(
-        fixture_snapshot) -> None:
+def test_randomised_copies_keep_ids_families_and_labels(fixture_snapshot) -> None:
     features = build_features(fixture_snapshot)
     settings = DomainRandomisation(copies=2)
-    augmented = randomised_features(fixture_snapshot, features, settings, seed=3)
+    copies = randomised_copies(fixture_snapshot, features, settings, seed=3)
     n = len(features)
-    assert len(augmented) == 3 * n
-    assert augmented.material_ids[n:2 * n] == features.material_ids
-    np.testing.assert_array_equal(augmented.spectra[:n], features.spectra)
+    assert len(copies) == 2 * n
+    assert copies.material_ids[:n] == features.material_ids == copies.material_ids[n:]
+    assert copies.families == (None if features.families is None
+                               else tuple(features.families) * 2)
     mask = features.spectrum_mask
-    assert not np.allclose(augmented.spectra[n:2 * n][mask], features.spectra[mask])
-    assert not np.allclose(augmented.spectra[n:2 * n][mask], augmented.spectra[2 * n:][mask])
-    again = randomised_features(fixture_snapshot, features, settings, seed=3)
-    np.testing.assert_array_equal(again.spectra, augmented.spectra)
+    assert not np.allclose(copies.spectra[:n][mask], features.spectra[mask])
+    assert not np.allclose(copies.spectra[:n][mask], copies.spectra[n:][mask])
+    again = Randomiser(fixture_snapshot, settings, seed=3)(features)
+    np.testing.assert_array_equal(again.spectra, copies.spectra)
+    assert "seed 3" in Randomiser(fixture_snapshot, settings, seed=3).description
     # labels join by id: the copies carry the labels of their material
-    data = task_data(fixture_snapshot, "oxidation_state", augmented)
+    data = task_data(fixture_snapshot, "oxidation_state", copies)
     clean = task_data(fixture_snapshot, "oxidation_state", features)
-    assert len(data.features) == 3 * len(clean.features)
+    assert len(data.features) == 2 * len(clean.features)
+
+
+def test_trainer_augments_training_rows_only_and_keeps_clean_metrics(fixture_snapshot
+                                                                     ) -> None:
+    from specfusion_lib.properties.train import train_model
+
+    features = build_features(fixture_snapshot)
+    data = task_data(fixture_snapshot, "coordination_number", features)
+    n = len(data)
+    seen: list[int] = []
+
+    def augment(rows):
+        seen.append(len(rows))
+        return randomised_copies(fixture_snapshot, rows, DomainRandomisation(copies=2))
+
+    augment.description = "test augmentation"
+    split = (np.arange(0, n - 4), np.arange(n - 4, n - 2), np.arange(n - 2, n))
+    result = train_model(data, "smoke", 0, split=split, augment=augment, max_epochs=2)
+    assert seen == [n - 4]  # only the training rows were augmented
+    assert result.metadata["augmentation"] == "test augmentation"
+    assert len(result.metadata["split"]["train"]) == n - 4  # the clean split is recorded
+    assert result.metadata["split"]["test"] == [data.features.material_ids[i]
+                                                for i in split[2]]
+    plain = train_model(data, "smoke", 0, split=split, max_epochs=2)
+    assert plain.metadata["augmentation"] is None
+    assert plain.metrics["n_test"] == result.metrics["n_test"]
 
 
 # ---------------------------------------------------------------------------------- scores

@@ -365,8 +365,9 @@ def train_validation_models(snapshot: Snapshot, features: FeatureSet, tasks: Seq
             ``checkpoint_dir/<variant>`` (kept apart from notebook 02's checkpoints, which
             are trained on every material).
         variant: One of :data:`VARIANTS`: ``"baseline"`` (the inputs as they are),
-            ``"e0_aligned"`` (E0 placed on element templates) or ``"randomised"`` (the inputs
-            plus domain-randomised copies, :mod:`specfusion_lib.properties.randomised`).
+            ``"e0_aligned"`` (E0 placed on element templates) or ``"randomised"`` (training
+            rows plus domain-randomised copies, :mod:`specfusion_lib.properties.randomised`;
+            validation and test rows stay clean).
         progress: Show progress bars.
         randomisation: Ranges of the ``"randomised"`` variant (default
             :class:`~specfusion_lib.spectra.augment.DomainRandomisation`).
@@ -389,10 +390,9 @@ def train_validation_models(snapshot: Snapshot, features: FeatureSet, tasks: Seq
         inputs = aligner.transform_features(snapshot, features)
         aligner.save(folder / _ALIGNER_FILE)
     elif variant == "randomised":
-        from specfusion_lib.properties.randomised import randomised_features
+        from specfusion_lib.properties.randomised import Randomiser
 
-        inputs = randomised_features(snapshot, features, randomisation or DomainRandomisation(),
-                                     seed=seed, progress=progress)
+        train_kwargs["augment"] = Randomiser(snapshot, randomisation, seed)
     logger.info("measured validation, %s variant: training %d task(s) into %s", variant,
                 len(tasks), folder)
     runs = run_tasks(snapshot, tasks, profile, features=inputs, checkpoint_dir=folder,

@@ -80,6 +80,7 @@ __all__ = [
     "TaskSpec",
     "available_tasks",
     "build_features",
+    "concat_features",
     "descriptor_group_indices",
     "features_for_compound",
     "get_task_spec",
@@ -301,6 +302,35 @@ class FeatureSet:
             "all_element": self.all_element,
             "edge": self.edge,
         }
+
+
+def concat_features(first: FeatureSet, second: FeatureSet) -> FeatureSet:
+    """Rows of ``first`` followed by rows of ``second`` (same padding, descriptors, points,
+    edge and window); metadata (skipped, dropped, snapshot id) from ``first``.
+
+    Raises:
+        ConfigurationError: The two sets are not shaped alike.
+    """
+    same = (first.max_elements == second.max_elements and first.n_points == second.n_points
+            and first.descriptor_names == second.descriptor_names
+            and first.edge == second.edge and first.window == second.window
+            and first.all_element == second.all_element)
+    if not same:
+        raise ConfigurationError("cannot concatenate feature sets of different shapes, "
+                                 "descriptors, edge, window or all_element")
+    families = (None if first.families is None or second.families is None
+                else tuple(first.families) + tuple(second.families))
+    return replace(
+        first,
+        material_ids=tuple(first.material_ids) + tuple(second.material_ids),
+        elements=tuple(first.elements) + tuple(second.elements),
+        descriptors=np.concatenate([first.descriptors, second.descriptors]),
+        element_mask=np.concatenate([first.element_mask, second.element_mask]),
+        tm_mask=np.concatenate([first.tm_mask, second.tm_mask]),
+        spectra=np.concatenate([first.spectra, second.spectra]),
+        spectrum_mask=np.concatenate([first.spectrum_mask, second.spectrum_mask]),
+        families=families,
+    )
 
 
 def _process_one(energy: np.ndarray, mu: np.ndarray, element: str, edge: str, source: str,

@@ -1,15 +1,19 @@
-"""Training inputs with domain-randomised copies of every spectrum.
+"""Domain-randomised copies of training inputs (the ``augment`` of the trainers).
 
-:func:`randomised_features` takes the model inputs of a snapshot
-(:class:`~specfusion_lib.properties.features.FeatureSet`) and appends
-``settings.copies`` copies of every material in which each spectrum is a fresh random
-measured-like variation of the material's raw snapshot spectrum
+:func:`randomised_copies` takes model inputs of a snapshot
+(:class:`~specfusion_lib.properties.features.FeatureSet`) and returns ``settings.copies``
+copies of every material in which each spectrum is a fresh random measured-like variation
+of the material's raw snapshot spectrum
 (:func:`~specfusion_lib.spectra.augment.randomise_spectrum`), preprocessed exactly like any
 other spectrum but with the model window placed on a jittered E0
 (:func:`~specfusion_lib.spectra.augment.randomised_e0`). Copies keep the material id and the
 structure family, so the family split puts a material and its copies on the same side and
 labels are joined by id as usual. A variation the preprocessing refuses (rare: a cut that
 leaves too little of the window) keeps the clean spectrum in that copy and is counted.
+
+:class:`Randomiser` binds a snapshot, the settings and a seed into the callable the trainers
+take as ``augment`` (:func:`specfusion_lib.properties.train.train_model`): the copies are
+made of the *training* rows only, after the split, so validation and test rows stay clean.
 """
 
 from __future__ import annotations
@@ -35,13 +39,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["randomised_features"]
+__all__ = ["Randomiser", "randomised_copies"]
 
 
-def randomised_features(snapshot: Snapshot, features: FeatureSet,
-                        settings: DomainRandomisation | None = None, *,
-                        seed: int = 0, progress: bool = False) -> FeatureSet:
-    """``features`` followed by ``settings.copies`` randomised copies of every material.
+def randomised_copies(snapshot: Snapshot, features: FeatureSet,
+                      settings: DomainRandomisation | None = None, *,
+                      seed: int = 0, progress: bool = False) -> FeatureSet:
+    """``settings.copies`` randomised copies of every material of ``features``.
 
     Args:
         snapshot: The snapshot the features were built from (raw spectra).
@@ -51,7 +55,7 @@ def randomised_features(snapshot: Snapshot, features: FeatureSet,
         progress: Show a progress bar.
 
     Returns:
-        A :class:`FeatureSet` of ``(1 + copies) · N`` rows: the clean rows first.
+        A :class:`FeatureSet` of ``copies · N`` rows: copy 1 of every row, then copy 2, ...
     """
     settings = settings or DomainRandomisation()
     spectra = snapshot.spectra
@@ -59,7 +63,7 @@ def randomised_features(snapshot: Snapshot, features: FeatureSet,
     raw = {(str(m), str(e)): (np.asarray(en), np.asarray(mu)) for m, e, en, mu in
            zip(spectra["material_id"], spectra["element"], spectra["energy"], spectra["mu"],
                strict=True)}
-    blocks = [features.spectra]
+    blocks = []
     refused = 0
     lo, hi = features.window
     for k in range(settings.copies):
@@ -86,7 +90,7 @@ def randomised_features(snapshot: Snapshot, features: FeatureSet,
     if refused:
         logger.info("domain randomisation: %d variation(s) refused by the preprocessing kept "
                     "their clean spectrum", refused)
-    n = settings.copies + 1
+    n = settings.copies
     families = None if features.families is None else tuple(features.families) * n
     return replace(
         features,
@@ -99,3 +103,30 @@ def randomised_features(snapshot: Snapshot, features: FeatureSet,
         spectrum_mask=np.concatenate([features.spectrum_mask] * n),
         families=families,
     )
+
+
+class Randomiser:
+    """``augment`` callable of the trainers: :func:`randomised_copies` of the rows given.
+
+    Args:
+        snapshot: The snapshot whose raw spectra are varied.
+        settings: Ranges (default :class:`~specfusion_lib.spectra.augment.DomainRandomisation`).
+        seed: Seed of the copies.
+    """
+
+    def __init__(self, snapshot: Snapshot, settings: DomainRandomisation | None = None,
+                 seed: int = 0) -> None:
+        self.snapshot = snapshot
+        self.settings = settings or DomainRandomisation()
+        self.seed = int(seed)
+
+    @property
+    def description(self) -> str:
+        """Stored in checkpoint metadata (``augmentation``); equal settings, equal text."""
+        return f"domain randomisation {self.settings!r} seed {self.seed}"
+
+    def __call__(self, features: FeatureSet) -> FeatureSet:
+        return randomised_copies(self.snapshot, features, self.settings, seed=self.seed)
+
+    def __repr__(self) -> str:
+        return f"Randomiser({self.description})"

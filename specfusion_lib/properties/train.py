@@ -44,10 +44,11 @@ multi-seed run resumes without redoing finished seeds.
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +66,7 @@ from specfusion_lib.properties.features import (
     FeatureSet,
     TaskData,
     build_features,
+    concat_features,
     require_task,
     task_data,
 )
@@ -91,6 +93,8 @@ from specfusion_lib.training.splits import (
 
 if TYPE_CHECKING:
     from specfusion_lib.data.snapshot import Snapshot
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "SeedSummary",
@@ -304,6 +308,7 @@ def train_model(
     device: str | torch.device | None = None,
     max_epochs: int | None = None,
     progress: bool = False,
+    augment: Callable[[FeatureSet], FeatureSet] | None = None,
 ) -> TrainResult:
     """Train SpecFusionNet on prepared task data with the SI §S1.1 protocol.
 
@@ -323,6 +328,12 @@ def train_model(
         device: Torch device (default: CUDA for the paper profile when present, else CPU).
         max_epochs: Override the profile's epoch cap.
         progress: Show a progress bar over epochs.
+        augment: Training-set augmentation: called with the inputs of the *training* rows
+            (after the split), returns extra rows, a whole number of copies of those rows in
+            their order (e.g. :func:`specfusion_lib.properties.randomised.randomiser`). The
+            copies join the training part with their rows' labels; validation and test rows
+            stay clean. Its ``description`` attribute (or ``repr``) is stored in the metadata
+            as ``augmentation``.
 
     Returns:
         A :class:`TrainResult` (``checkpoint`` is ``None``; snapshot fields are absent from
@@ -341,6 +352,10 @@ def train_model(
     train_idx, val_idx, test_idx = resolve_split(len(data), prof.split, seed, split,
                                                  groups=groups)
     epochs = int(prof.max_epochs if max_epochs is None else max_epochs)
+    clean_ids = data.features.material_ids
+    clean_parts = (train_idx, val_idx, test_idx)
+    if augment is not None:
+        data, train_idx = _augmented(data, train_idx, augment)
 
     torch.manual_seed(seed)
     kwargs = dict(model_kwargs or {})
@@ -393,11 +408,9 @@ def train_model(
     test_out = batched_logits(model, inputs, dev, 256, test_idx)
     frame = _test_frame(data, test_idx, test_out, target_stats)
     metrics = metrics_from_table(spec.kind, frame)
-    baseline = baseline_metrics(spec.kind, data.y[train_idx], data.y[test_idx])
-    ids = data.features.material_ids
-    split_ids = {name: [ids[i] for i in part]
-                 for name, part in zip(("train", "val", "test"),
-                                       (train_idx, val_idx, test_idx), strict=True)}
+    baseline = baseline_metrics(spec.kind, data.y[clean_parts[0]], data.y[test_idx])
+    split_ids = {name: [clean_ids[i] for i in part]
+                 for name, part in zip(("train", "val", "test"), clean_parts, strict=True)}
     metadata = {
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "task": {"name": spec.name, "kind": spec.kind, "level": spec.level,
@@ -406,6 +419,8 @@ def train_model(
         "profile": profile_metadata(prof, epochs),
         "split": split_ids,
         "split_method": "given" if split is not None else split_method,
+        "augmentation": None if augment is None else str(getattr(augment, "description",
+                                                                 repr(augment))),
         "training_elements": sorted({el for i in train_idx
                                      for el in data.features.elements[i]}),
         "normalization": {
@@ -437,10 +452,11 @@ def train_model(
 
 def _maybe_resume(path: Path, snapshot: Snapshot, data: TaskData, prof: Profile, seed: int,
                   split_seed: int, hparams_wanted: Mapping[str, Any],
-                  max_epochs: int) -> TrainResult | None:
+                  max_epochs: int, augmentation: str | None = None) -> TrainResult | None:
     found = load_matching_checkpoint(
         path, snapshot,
-        {"seed": seed, "split_seed": split_seed, "profile": profile_metadata(prof, max_epochs)},
+        {"seed": seed, "split_seed": split_seed, "profile": profile_metadata(prof, max_epochs),
+         "augmentation": augmentation},
         {**hparams_wanted, "all_element": data.features.all_element})
     if found is None or found[1]["task"]["name"] != data.spec.name:
         return None
@@ -458,6 +474,26 @@ def _maybe_resume(path: Path, snapshot: Snapshot, data: TaskData, prof: Profile,
         best_epoch=meta["best_epoch"], epochs_run=meta["epochs_run"], split=meta["split"],
         class_names=tuple(meta["task"]["class_names"]), predictions=frame, model=model,
         metadata=meta, checkpoint=path, resumed=True)
+
+
+def _augmented(data: TaskData, train_idx: np.ndarray,
+               augment: Callable[[FeatureSet], FeatureSet]) -> tuple[TaskData, np.ndarray]:
+    """``data`` with the augmentation's copies of the training rows appended, and the
+    training indices including them (see :func:`train_model`)."""
+    extra = augment(data.features.subset(train_idx))
+    if len(train_idx) == 0 or len(extra) % len(train_idx):
+        raise ConfigurationError(f"the augmentation returned {len(extra)} rows for "
+                                 f"{len(train_idx)} training rows (not a whole number of "
+                                 "copies)")
+    copies = len(extra) // len(train_idx)
+    source = np.tile(train_idx, copies)
+    n0 = len(data)
+    features = concat_features(data.features, extra)
+    y = np.concatenate([data.y, data.y[source]])
+    augmented = replace(data, features=features, y=y)
+    logger.info("training set augmented: %d rows + %d copies (%d per row)", len(train_idx),
+                len(extra), copies)
+    return augmented, np.concatenate([train_idx, np.arange(n0, n0 + len(extra))])
 
 
 def _prepare(snapshot: Snapshot, task: str, prof: Profile, features: FeatureSet | None,
@@ -491,6 +527,7 @@ def train_task(
     device: str | torch.device | None = None,
     max_epochs: int | None = None,
     progress: bool = True,
+    augment: Callable[[FeatureSet], FeatureSet] | None = None,
 ) -> TrainResult:
     """Train one SpecFusionNet for one task of a snapshot (SI §S1.1 protocol).
 
@@ -511,6 +548,8 @@ def train_task(
         device: Torch device (default: see :func:`train_model`).
         max_epochs: Override the profile's epoch cap.
         progress: Show a progress bar.
+        augment: Training-set augmentation (see :func:`train_model`); a checkpoint is reused
+            only when it was trained with the same augmentation description.
 
     Returns:
         A :class:`TrainResult`.
@@ -533,13 +572,15 @@ def train_task(
     split_seed = seed if split_seed is None else int(split_seed)
     if path is not None and resume:
         done = _maybe_resume(path, snapshot, data, prof, seed, split_seed,
-                             dict(model_kwargs or {}), epochs)
+                             dict(model_kwargs or {}), epochs,
+                             None if augment is None else str(getattr(
+                                 augment, "description", repr(augment))))
         if done is not None:
             return done
     groups, split_method = split_groups(prof.split_by, data.features.families, len(data))
     split = split_indices(len(data), prof.split, split_seed, groups=groups)
     result = train_model(data, prof, seed, split=split, model_kwargs=model_kwargs,
-                         device=device, max_epochs=epochs, progress=progress)
+                         device=device, max_epochs=epochs, progress=progress, augment=augment)
     result.metadata["snapshot"] = snapshot_metadata(snapshot)
     result.metadata["split_seed"] = split_seed
     result.metadata["split_method"] = split_method
