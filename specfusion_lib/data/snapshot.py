@@ -19,7 +19,8 @@ Materials table columns
 Spectra table columns
     ``material_id``, ``element``, ``edge`` ("K", "L3", ...), ``kind`` ("XANES"), ``source``
     (e.g. ``"feff10:fast"`` or ``"mp:xas"``), ``energy`` and ``mu`` (lists of float64 on the
-    raw energy grid, eV).
+    raw energy grid, eV), ``settings`` (JSON: how the spectrum was made, e.g. the FEFF preset
+    and, per site, the cards and the retry rung that produced it; null when not recorded).
 
 Integrity
     Loading recomputes the SHA-256 of every file and compares it (and the size) with the
@@ -138,6 +139,8 @@ class SpectrumRecord:
         mu: Absorption μ(E), shape ``(n,)``.
         source: Provenance, e.g. ``"feff10:fast"``, ``"mp:xas"``.
         kind: Spectrum kind; ``"XANES"`` for now.
+        settings: How the spectrum was made (JSON-able; e.g. FEFF preset, per-site cards and
+            retry rung), or ``None``.
     """
 
     material_id: str
@@ -147,6 +150,7 @@ class SpectrumRecord:
     mu: np.ndarray
     source: str
     kind: str = "XANES"
+    settings: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.energy = np.asarray(self.energy, dtype=float)
@@ -229,6 +233,9 @@ def _spectra_table(spectra: Sequence[SpectrumRecord], material_ids: set[str]) ->
         "source": pa.array([s.source for s in spectra], pa.string()),
         "energy": pa.array([s.energy.tolist() for s in spectra], pa.list_(pa.float64())),
         "mu": pa.array([s.mu.tolist() for s in spectra], pa.list_(pa.float64())),
+        "settings": pa.array([None if s.settings is None else json.dumps(s.settings,
+                                                                          sort_keys=True)
+                              for s in spectra], pa.string()),
     })
 
 

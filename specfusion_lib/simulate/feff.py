@@ -291,6 +291,14 @@ class SimulatedXANES:
     feff_version: str
     wall_time_s: float
 
+    def settings(self) -> dict[str, object]:
+        """How this spectrum was made: preset, FEFF version and, per site, the cards, the
+        cluster radius and the retry rung (``""``: first attempt) — for the snapshot."""
+        return {"preset": self.preset, "feff_version": self.feff_version,
+                "sites": [{"site_index": int(s.site_index), "multiplicity": int(s.multiplicity),
+                           "cards": dict(s.cards), "radius": float(s.radius),
+                           "retry": s.retry} for s in self.sites]}
+
 
 # --------------------------------------------------------------------------------------------
 # Versions, presets, input
