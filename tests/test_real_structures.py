@@ -214,3 +214,20 @@ def test_real_build_runs_resumes_and_reports_failure_rates_before_and_after_the_
     again = run_real_build(tmp_path, parts=["check"], max_materials=3, executor="serial",
                            simulate=_fake_feff, progress=False)
     assert again["totals"] == totals and "0 computed" in again["last_run"]["summary"]
+    # the part's snapshot: compounds with every TM site done get spectra, labels from the
+    # structure, and each spectrum says how it was made
+    from specfusion_lib.data.real_spectra import build_real_snapshot
+    from specfusion_lib.data.snapshot import load_snapshot
+
+    path = build_real_snapshot("check", tmp_path / "snap", build_dir=tmp_path,
+                               max_materials=3, progress=False)
+    snap = load_snapshot(path)
+    assert snap.source == "real-check" and len(snap.materials) == 3
+    with_spectra = set(snap.spectra["material_id"])
+    assert ids[1] not in with_spectra and ids[0] in with_spectra
+    settings = json.loads(snap.spectra.loc[snap.spectra["material_id"] == ids[0],
+                                           "settings"].iloc[0])
+    assert {s["retry"] for s in settings["sites"]} == {"radius-7"}
+    assert snap.materials["crystal_system"].notna().all()
+    assert "Materials Project structure" in snap.manifest["label_sources"]["density"]
+    assert any(tmp_path.joinpath("labels").iterdir())

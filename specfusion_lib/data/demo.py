@@ -63,7 +63,6 @@ ALL_ELEMENT_SUBSET_FILE = "all_element_subset.json"
 XANES_COUNT = 1600
 #: File in the build folder that freezes the XANES subset once drawn.
 XANES_SUBSET_FILE = "xanes_subset.json"
-LABEL_SCHEMA = 1
 STRUCTURE_LABEL_SOURCES = {
     "crystal_system": "spglib (symprec 0.1) on the CHGNet-relaxed structure",
     "density": "computed from the CHGNet-relaxed structure",
@@ -171,22 +170,9 @@ def _frozen_xanes_subset(entries: Sequence[Any], count: int, all_element_ids: Se
 
 
 def _structure_labels(entry: Any, cache: Path) -> dict[str, Any]:
-    from specfusion_lib.data.structure_labels import structure_labels
+    from specfusion_lib.data.structure_labels import cached_structure_labels
 
-    path = cache / f"{entry.key}.json"
-    if path.is_file():
-        try:
-            stored = json.loads(path.read_text())
-            if stored.get("schema") == LABEL_SCHEMA:
-                return stored["labels"]
-        except json.JSONDecodeError:
-            path.unlink()  # half-written by a killed run: recompute
-    labels = structure_labels(entry.structure).to_dict()
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"schema": LABEL_SCHEMA, "labels": labels}))
-    os.replace(tmp, path)
-    return labels
+    return cached_structure_labels(entry.key, entry.structure, cache)
 
 
 def _completeness(plan: dict[str, list[str]], assembled: Any,

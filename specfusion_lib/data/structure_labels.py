@@ -39,9 +39,11 @@ choice 1. Spinel coordinates tabulated in origin choice 2 (A at 8a = (1/8, 1/8, 
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from pymatgen.analysis.bond_valence import BVAnalyzer
@@ -49,18 +51,21 @@ from pymatgen.analysis.local_env import CrystalNN
 from pymatgen.core import Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
+from specfusion_lib.core.atomic import atomic_write_text
 from specfusion_lib.core.elements import TRANSITION_METALS, normalize_symbol
 from specfusion_lib.core.errors import DisorderedStructureError
 from specfusion_lib.core.tasks import CRYSTAL_SYSTEMS
 
 __all__ = [
     "CRYSTAL_SYSTEMS",
+    "LABEL_CACHE_SCHEMA",
     "SYMPREC",
     "DisorderedStructureError",
     "ElementSiteSummary",
     "SiteLabel",
     "StructureLabels",
     "SymmetryLabels",
+    "cached_structure_labels",
     "crystal_system",
     "density",
     "element_site_summary",
@@ -391,3 +396,32 @@ def element_site_summary(labels: StructureLabels) -> dict[str, ElementSiteSummar
             coordination_numbers=tuple(sorted(set(cns))),
         )
     return out
+
+
+#: Schema of the structure-label cache files (:func:`cached_structure_labels`).
+LABEL_CACHE_SCHEMA = 1
+
+
+def cached_structure_labels(key: str, structure: Structure, cache: Path) -> dict[str, Any]:
+    """:func:`structure_labels` as a dict, cached as ``<cache>/<key>.json``.
+
+    A file of another schema or a half-written one (a killed run) is recomputed; files are
+    written atomically.
+
+    Args:
+        key: File-name-safe identifier of the structure (``:`` is replaced by ``_``).
+        structure: The structure.
+        cache: Cache folder (created if missing).
+    """
+    path = Path(cache) / f"{key.replace(':', '_')}.json"
+    if path.is_file():
+        try:
+            stored = json.loads(path.read_text())
+            if stored.get("schema") == LABEL_CACHE_SCHEMA:
+                return stored["labels"]
+        except json.JSONDecodeError:
+            path.unlink()  # half-written by a killed run: recompute
+    labels = structure_labels(structure).to_dict()
+    Path(cache).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps({"schema": LABEL_CACHE_SCHEMA, "labels": labels}))
+    return labels
