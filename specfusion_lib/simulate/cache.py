@@ -52,7 +52,7 @@ import numpy as np
 
 from specfusion_lib.core.atomic import TEMP_SUFFIX, atomic_write_text
 from specfusion_lib.core.errors import ConfigurationError
-from specfusion_lib.simulate.feff import CLUSTER_RADIUS, SiteSpectrum
+from specfusion_lib.simulate.feff import CLUSTER_RADIUS, SiteSpectrum, failed_stage
 
 __all__ = [
     "CACHE_SCHEMA",
@@ -94,19 +94,6 @@ def cache_key(feff_inp: str, feff_version: str) -> str:
         digest.update(part.encode("utf-8"))
         digest.update(b"\0")
     return digest.hexdigest()
-
-
-def failed_stage(message: str) -> str | None:
-    """The FEFF stage named in a :class:`~specfusion_lib.core.errors.SimulationError` message.
-
-    Args:
-        message: The error message (``"FEFF10 failed for ... in stage fms: ..."``).
-
-    Returns:
-        The stage (``"fms"``, ``"rdinp (input)"``, ...), or ``None`` if the message names none.
-    """
-    found = re.search(r"\bin stage (\w+(?: \([\w ]+\))?)", message)
-    return found.group(1) if found else None
 
 
 @dataclass(frozen=True)

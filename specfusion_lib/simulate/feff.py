@@ -74,6 +74,7 @@ __all__ = [
     "SiteSpectrum",
     "SimulatedXANES",
     "average_site_spectra",
+    "failed_stage",
     "feff_input",
     "feff_version",
     "inequivalent_sites",
@@ -706,6 +707,19 @@ def simulate_site(
     )
 
 
+def failed_stage(message: str) -> str | None:
+    """The FEFF stage named in a :class:`~specfusion_lib.core.errors.SimulationError` message.
+
+    Args:
+        message: The error message (``"FEFF10 failed for ... in stage fms: ..."``).
+
+    Returns:
+        The stage (``"fms"``, ``"rdinp (input)"``, ...), or ``None`` if the message names none.
+    """
+    found = re.search(r"\bin stage (\w+(?: \([\w ]+\))?)", message)
+    return found.group(1) if found else None
+
+
 def simulate_site_with_retries(
     structure: Structure,
     site_index: int,
@@ -757,9 +771,8 @@ def simulate_site_with_retries(
             spectrum = run(structure, site_index, edge, preset, material_id=material_id,
                            timeout=timeout, overrides=dict(step.overrides), radius=radius)
         except SimulationError as exc:
-            stage = re.search(r"\bin stage (\w+(?: \([\w ]+\))?)", str(exc))
             lines.append(f"  retry {step.name}: failed in stage "
-                         f"{stage.group(1) if stage else 'unknown'}")
+                         f"{failed_stage(str(exc)) or 'unknown'}")
             continue
         return replace(spectrum, retry=step.name)
     raise SimulationError(str(failure).rstrip() + "\n" + "\n".join(
