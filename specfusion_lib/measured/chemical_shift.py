@@ -10,11 +10,11 @@ and their simulated counterparts in the snapshot.
 Method:
 
 * **Edge position** (:func:`edge_position`): the energy where the edge-step-normalised μ(E)
-  (:func:`~specfusion_lib.spectra.xanes.normalize_edge_step`) crosses one half on the rising
-  edge below the white line: the last point below 0.5 before the maximum of the first 30 eV
-  above E0, linearly interpolated. The half-step energy is used instead of the derivative
-  maximum because strong pre-edge peaks (tetrahedral Cr⁶⁺, V⁵⁺) capture the derivative
-  maximum and would move E0 by ~10 eV.
+  (:func:`~specfusion_lib.spectra.xanes.normalize_edge_step`) rises through one half and
+  stays above it for 10 eV (a pre-edge peak, however tall, falls back), linearly
+  interpolated. The half-step energy is used instead of the derivative maximum because
+  strong pre-edge peaks (tetrahedral Cr⁶⁺, V⁵⁺) capture the derivative maximum and would
+  move E0 by ~10 eV.
 * **Offset** from the element's tabulated K edge (``xraydb``; metal foil):
   ``offset = edge position - tabulated edge``, for measured and simulated spectra.
 * **Shifts** (:func:`shift_agreement`): inside each element, offsets minus the element's
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HALF_STEP",
+    "STAY_ABOVE_EV",
     "WHITE_LINE_SEARCH_EV",
     "collection_spread",
     "edge_offset",
@@ -56,32 +57,37 @@ __all__ = [
 
 #: Normalised μ at which the edge position is read.
 HALF_STEP: float = 0.5
-#: The white line is searched this far above E0 (eV).
+#: The main edge is searched up to this far above E0 (eV).
 WHITE_LINE_SEARCH_EV: float = 30.0
+#: The normalised μ must stay above :data:`HALF_STEP` this long (eV) after the main edge.
+STAY_ABOVE_EV: float = 10.0
 
 
 def edge_position(spectrum: XANESSpectrum) -> float:
-    """Energy (eV) of the half-step crossing on the rising edge (see the module docstring).
+    """Energy (eV) of the half-step crossing of the main edge (see the module docstring).
+
+    The main edge is the first upward crossing of :data:`HALF_STEP` (searched from 20 eV
+    below E0 to :data:`WHITE_LINE_SEARCH_EV` above it) after which the normalised μ stays
+    above it for :data:`STAY_ABOVE_EV`; a pre-edge peak, however tall, is narrower and
+    falls back below.
 
     Raises:
-        SpectrumError: The normalised spectrum never crosses one half below the white line.
+        SpectrumError: No such crossing.
     """
     norm = normalize_edge_step(spectrum)
     x = np.asarray(norm.energy, dtype=float)
     y = np.asarray(norm.mu_norm, dtype=float)
-    window = (x >= norm.e0 - 20.0) & (x <= norm.e0 + WHITE_LINE_SEARCH_EV)
-    idx = np.flatnonzero(window)
-    if idx.size < 3:
-        raise SpectrumError(f"{spectrum.source or 'spectrum'}: too few points around E0 "
-                            "to read the edge position")
-    top = idx[int(np.argmax(y[idx]))]
-    below = np.flatnonzero(y[idx[0]:top + 1] < HALF_STEP)
-    if below.size == 0 or y[top] < HALF_STEP:
-        raise SpectrumError(f"{spectrum.source or 'spectrum'}: the normalised spectrum does "
-                            f"not cross {HALF_STEP} below the white line")
-    i = idx[0] + int(below[-1])
-    x0, x1, y0, y1 = x[i], x[i + 1], y[i], y[i + 1]
-    return float(x0 + (HALF_STEP - y0) * (x1 - x0) / (y1 - y0))
+    above = y >= HALF_STEP
+    start = int(np.searchsorted(x, norm.e0 - 20.0))
+    stop = int(np.searchsorted(x, norm.e0 + WHITE_LINE_SEARCH_EV))
+    for i in range(max(start, 1), min(stop, len(x))):
+        if above[i] and not above[i - 1]:
+            ahead = (x >= x[i]) & (x <= x[i] + STAY_ABOVE_EV)
+            if x[-1] >= x[i] + STAY_ABOVE_EV and above[ahead].all():
+                x0, x1, y0, y1 = x[i - 1], x[i], y[i - 1], y[i]
+                return float(x0 + (HALF_STEP - y0) * (x1 - x0) / (y1 - y0))
+    raise SpectrumError(f"{spectrum.source or 'spectrum'}: no rise through {HALF_STEP} that "
+                        f"stays above it for {STAY_ABOVE_EV:g} eV near E0")
 
 
 def edge_offset(spectrum: XANESSpectrum) -> float:

@@ -16,7 +16,7 @@ spectrum:
   correlation of the model inputs on each spectrum's own E0, after the best alignment shift,
   and after the best Gaussian post-broadening (FWHM from
   :data:`~specfusion_lib.measured.domain_shift.BROADENING_GRID_EV`);
-* **pre-edge** (:func:`pre_edge_height`): the largest edge-step-normalised μ between 15 and
+* **pre-edge** (:func:`pre_edge_height`): the largest edge-step-normalised μ between 22 and
   3 eV below the half-step edge position
   (:func:`~specfusion_lib.measured.chemical_shift.edge_position`), for measured and
   simulated; its error is reported separately for tetrahedral d⁰ absorbers (Cr⁶⁺, V⁵⁺,
@@ -75,7 +75,7 @@ PRESET_CANDIDATES: tuple[str, ...] = ("fast", "fast-scf")
 D0_TETRAHEDRAL: frozenset[tuple[str, int]] = frozenset(
     {("Cr", 6), ("V", 5), ("Mn", 7), ("Ti", 4)})
 #: Pre-edge search range relative to the half-step edge position (eV).
-PRE_EDGE_RANGE_EV: tuple[float, float] = (-15.0, -3.0)
+PRE_EDGE_RANGE_EV: tuple[float, float] = (-22.0, -3.0)
 #: White-line search range above the half-step edge position (eV).
 WHITE_LINE_RANGE_EV: tuple[float, float] = (0.0, 30.0)
 
