@@ -209,6 +209,12 @@ def test_real_build_runs_resumes_and_reports_failure_rates_before_and_after_the_
     assert report["rescued_by"] == {"radius-7": first - failed}
     assert report["failed_stages"] == {"pot": failed}
     assert "SCF" in report["presets"]["fast-scf"]
+    coverage = report["coverage_by_element"]
+    assert sum(c["compounds"] for c in coverage.values()) == len({(j.material_id, j.element)
+                                                                 for j in jobs})
+    done = {(j.material_id, j.element) for j in jobs if j.material_id != ids[1]}
+    assert sum(c["compounds_done"] for c in coverage.values()) == len(done)
+    assert all(c["families_done"] <= c["families"] <= c["compounds"] for c in coverage.values())
     assert json.loads((tmp_path / "report.json").read_text())["totals"] == totals
     # a second run reads everything from the cache
     again = run_real_build(tmp_path, parts=["check"], max_materials=3, executor="serial",

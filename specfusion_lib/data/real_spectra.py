@@ -21,7 +21,8 @@ module runs the FEFF10 site jobs of their transition-metal K edges into one resu
   that cannot be computed stay absent.
 * **Report** (:func:`build_report`, written to ``<build>/report.json`` after every run):
   jobs planned, done, failed; failures on the first attempt (the rate *before* the ladder)
-  and after it, the rescues per ladder rung, per element and part; the FEFF settings used
+  and after it, the rescues per ladder rung, per element and part; compounds and structure
+  families per absorbing element, planned and complete; the FEFF settings used
   (preset cards; spectra a rung rescued keep their own cards in the cache); the commit of
   the code that ran.
 
@@ -128,14 +129,39 @@ def _git_commit() -> str:
     return out.stdout.strip() + (" (modified)" if dirty.stdout.strip() else "")
 
 
+def _coverage(jobs: Sequence[SiteJob], done_sites: set[int]) -> dict[str, dict[str, int]]:
+    """Per absorbing element: compounds and structure families planned and complete (every
+    site of the element done), from the family keys of the real-structure files."""
+    families: dict[str, str] = {}
+    for part in sorted({j.material_id.split(":", 1)[0] for j in jobs}):
+        data = load_real_structures(part)
+        families.update({f"{part}:{m}": f"{part}:{f}" for m, f in
+                         zip(data.material_ids, data.families, strict=True)})
+    complete: dict[tuple[str, str], bool] = {}
+    for i, job in enumerate(jobs):
+        key = (job.material_id, job.element)
+        complete[key] = complete.get(key, True) and i in done_sites
+    out: dict[str, dict[str, int]] = {}
+    for (_, element), ok in sorted(complete.items()):
+        row = out.setdefault(element, {"compounds": 0, "compounds_done": 0})
+        row["compounds"] += 1
+        row["compounds_done"] += int(ok)
+    for element, row in out.items():
+        keys = [(mid, ok) for (mid, el), ok in complete.items() if el == element]
+        row["families"] = len({families[m] for m, _ in keys})
+        row["families_done"] = len({families[m] for m, ok in keys if ok})
+    return out
+
+
 def build_report(jobs: Sequence[SiteJob], cache: SpectrumCache) -> dict[str, Any]:
     """Counts of the build from the cache (see the module docstring)."""
     keys = job_keys(jobs, cache)
+    done_sites: set[int] = set()
     per: dict[str, Counter] = defaultdict(Counter)
     rescued: Counter = Counter()
     failed_stages: Counter = Counter()
     failures = []
-    for job, key in zip(jobs, keys, strict=True):
+    for index, (job, key) in enumerate(zip(jobs, keys, strict=True)):
         part = job.material_id.split(":", 1)[0]
         entry = cache.get(key) if key else None
         for group in (f"part:{part}", f"element:{job.element}", "all"):
@@ -148,6 +174,7 @@ def build_report(jobs: Sequence[SiteJob], cache: SpectrumCache) -> dict[str, Any
                 per[group]["failed_first"] += 1
             else:
                 per[group]["done"] += 1
+                done_sites.add(index)
                 if entry.spectrum.retry:
                     per[group]["failed_first"] += 1
                     per[group]["rescued"] += 1
@@ -175,6 +202,7 @@ def build_report(jobs: Sequence[SiteJob], cache: SpectrumCache) -> dict[str, Any
                     if g.startswith("part:")},
         "by_element": {g.split(":", 1)[1]: rates(c) for g, c in sorted(per.items())
                        if g.startswith("element:")},
+        "coverage_by_element": _coverage(jobs, done_sites),
         "rescued_by": dict(rescued),
         "failed_stages": dict(failed_stages),
         "failures": failures,
@@ -327,12 +355,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--max-materials", type=int, default=None)
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite report.json from the cache (keeping the last run's entry) "
+                             "without running FEFF")
     parser.add_argument("--snapshot", nargs=2, metavar=("PART", "OUT"), default=None,
                         help="write the snapshot of PART (train or check) to OUT from the "
                              "cache instead of running FEFF")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: "
                                                    "%(message)s")
+    if args.report_only:
+        path = Path(args.out) / "report.json"
+        previous = json.loads(path.read_text()) if path.is_file() else {}
+        summary = build_report(plan_real_jobs(args.parts, args.preset,
+                                              max_materials=args.max_materials),
+                               SpectrumCache(Path(args.out) / "feff"))
+        summary["last_run"] = previous.get("last_run", {})
+        atomic_write_text(path, json.dumps(summary, indent=1, sort_keys=True))
+        print(json.dumps(summary["totals"]))
+        return
     if args.snapshot:
         part, out = args.snapshot
         print(build_real_snapshot(part, out, build_dir=args.out, preset=args.preset,
