@@ -160,9 +160,13 @@ def test_feff_runner_logs_counts_cache_hits_and_failures(
     message = failed[0].getMessage()
     assert "bad-Cr" in message and "Cr site 0" in message and "stage pot" in message
     assert "0 of 2 from cache" in caplog.text and "1 computed" in caplog.text
+    assert "takes no 'overrides' / 'radius' keywords: FEFF failures are not retried" in \
+        caplog.text
 
     caplog.clear()
-    run_jobs(jobs, cache, executor="serial", progress=False, simulate=_refuse)
+    # the failure was recorded without the retry ladder (the fake takes no overrides, which
+    # was logged); a run without a ladder skips it as known
+    run_jobs(jobs, cache, executor="serial", progress=False, simulate=_refuse, retry_ladder=())
     assert "1 of 2 from cache, 1 known failure(s) skipped, 0 to compute" in caplog.text
     assert any(r.levelno == logging.WARNING and "1 FEFF spectra skipped" in r.getMessage()
                for r in caplog.records)

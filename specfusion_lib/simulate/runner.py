@@ -47,6 +47,7 @@ import contextlib
 import functools
 import hashlib
 import importlib.metadata
+import inspect
 import json
 import logging
 import os
@@ -679,7 +680,8 @@ def run_jobs(
         simulate: Replaces :func:`~specfusion_lib.simulate.feff.simulate_site` (same
             signature: ``(structure, site_index, edge, preset, *, material_id, timeout)``);
             must be picklable (a module-level function) for the process and dask executors.
-            With a retry ladder it must also accept ``overrides`` and ``radius`` keywords.
+            The retry ladder needs it to accept ``overrides`` and ``radius`` keywords; one
+            that does not is run without the ladder (logged).
         retry_ladder: Rungs tried after a failed first attempt
             (:func:`~specfusion_lib.simulate.feff.simulate_site_with_retries`; default
             :data:`~specfusion_lib.simulate.feff.RETRY_LADDER`, ``()`` for none). A spectrum a
@@ -699,6 +701,10 @@ def run_jobs(
     """
     t0 = time.perf_counter()
     simulate = simulate or feff.simulate_site
+    if retry_ladder and not _accepts_ladder(simulate):
+        logger.warning("the simulate function %r takes no 'overrides' / 'radius' keywords: "
+                       "FEFF failures are not retried", getattr(simulate, "__name__", simulate))
+        retry_ladder = ()
     version = feff.feff_version()
     backend = _backend(executor, workers, scheduler_address, max_pending)
     report = RunReport(n_jobs=len(jobs), executor=backend.name, workers=backend.workers)
@@ -803,6 +809,18 @@ def run_jobs(
     report.failures.sort(key=lambda f: (f.job.material_id, f.job.element, f.job.site_index))
     logger.info("FEFF run done: %s", report.summary())
     return report
+
+
+def _accepts_ladder(simulate: Callable[..., Any]) -> bool:
+    """Whether ``simulate`` takes the keywords a retry rung passes (``overrides``,
+    ``radius``), by name or through ``**kwargs``."""
+    try:
+        params = inspect.signature(simulate).parameters.values()
+    except (TypeError, ValueError):  # a builtin or an object without a signature: try it
+        return True
+    names = {p.name for p in params}
+    return ({"overrides", "radius"} <= names
+            or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params))
 
 
 def _ladder_tag(ladder: Sequence[feff.RetryStep]) -> str | None:
