@@ -9,6 +9,8 @@
   the measured edge shifts between oxidation states.
 * :mod:`specfusion_lib.measured.preset_study`: FEFF10 presets scored against measured spectra
   (shape, pre-edge, white line, chemical shift, cost).
+* :mod:`specfusion_lib.measured.scores`: oxidation state / CN scored per half and element, with
+  Wilson intervals and majority-class baselines; confusion matrices.
 * :mod:`specfusion_lib.measured.domain_shift`: spectral agreement and the E0-template remedy.
 * :mod:`specfusion_lib.measured.mixtures`: two-phase composites (Fig. 6, notebook 12).
 """
