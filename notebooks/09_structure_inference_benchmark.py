@@ -64,7 +64,8 @@ print(snapshot)
 features = build_features(snapshot)
 element_runs = task_runs.run_tasks(snapshot, task_runs.ELEMENT_TASKS, settings,
                                     features=features, checkpoint_dir=checkpoint_dir,
-                                    progress=show_progress)
+                                    progress=show_progress,
+                                    augment=task_runs.element_augment(snapshot))  # as 04
 compounds = benchmark.held_out_compounds(snapshot, element_runs)
 print(f'{len(compounds)} held-out compounds; all TM labels predicted right for '
       f'{int(compounds["labels_correct"].sum())}')

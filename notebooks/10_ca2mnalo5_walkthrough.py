@@ -65,7 +65,8 @@ print(snapshot)
 
 # %%
 task_runs.run_tasks(snapshot, task_runs.ELEMENT_TASKS, settings,
-                     checkpoint_dir=checkpoint_dir, progress=show_progress)
+                     checkpoint_dir=checkpoint_dir, progress=show_progress,
+                     augment=task_runs.element_augment(snapshot))  # as notebook 04
 predictor = Predictor.from_dir(checkpoint_dir)
 cs_runs = cs.train_crystal_system_seeds(snapshot, settings, checkpoint_dir=checkpoint_dir,
                                        cache_dir=pattern_cache or None,

@@ -19,9 +19,10 @@ The paper validates SpecFusionNet, trained on simulated spectra, on seven synthe
    test fixture) nothing is held out and the plan says so.
 3. :func:`train_validation_models`: SpecFusionNet per task via
    :func:`specfusion_lib.properties.runs.run_tasks` (checkpoints in ``checkpoint_dir/<variant>``),
-   either on the spectra as preprocessed everywhere else (``"baseline"``) or with E0 placed by
+   either on the spectra as preprocessed everywhere else (``"baseline"``), with E0 placed by
    :class:`~specfusion_lib.measured.domain_shift.E0TemplateAligner` at training and prediction time
-   (``"e0_aligned"``, the remedy).
+   (``"e0_aligned"``), or with domain-randomised copies of the training spectra
+   (``"randomised"``, :mod:`specfusion_lib.properties.randomised`).
 4. :func:`predict_records`: every measured TM spectrum, and the snapshot's simulated spectrum
    of the same compound and element, through :class:`~specfusion_lib.properties.predict.Predictor`.
 5. :func:`compare_with_references`: reference values are the labels of the matched snapshot
@@ -107,7 +108,8 @@ __all__ = [
 MEASURED_TASKS: tuple[str, ...] = (
     "oxidation_state", "coordination_number", "crystal_system", "has_band_gap", "is_magnetic",
     "band_gap", "formation_energy_per_atom", "efermi", "density")
-#: Model variants: spectra preprocessed as everywhere else, or E0 aligned to templates.
+#: Model variants: spectra preprocessed as everywhere else, E0 aligned to templates, or
+#: domain-randomised training copies (:func:`train_validation_models`).
 VARIANTS: tuple[str, ...] = ("baseline", "e0_aligned", "randomised")
 #: Hold out the validation compounds only if at least this many training materials remain.
 MIN_TRAINING_MATERIALS: int = 30
@@ -759,7 +761,7 @@ def run_measured_validation(snapshot: Snapshot, records: Sequence[MeasuredRecord
                             remedy_tasks: Sequence[str] = REMEDY_TASKS,
                             variants: Sequence[str] = VARIANTS,
                             progress: bool = False) -> MeasuredValidation:
-    """Match, hold out, train both variants, compare spectra and predict (notebook 11).
+    """Match, hold out, train the variants, compare spectra and predict (notebook 11).
 
     Args:
         snapshot: The snapshot.

@@ -51,18 +51,22 @@ from specfusion_lib.properties.features import (
     get_task_spec,
     task_data,
 )
+from specfusion_lib.properties.randomised import Randomiser
 from specfusion_lib.properties.train import SeedSummary, train_task_seeds
+from specfusion_lib.spectra.augment import DomainRandomisation
 
 if TYPE_CHECKING:
     from specfusion_lib.data.snapshot import Snapshot
 
 __all__ = [
     "ELEMENT_TASKS",
+    "ELEMENT_TASK_RANDOMISATION",
     "NOT_AVAILABLE",
     "PARITY_FIGURES",
     "PROPERTY_TASKS",
     "TaskRun",
     "confusion_matrix",
+    "element_augment",
     "label_counts_table",
     "metrics_table",
     "paired_features",
@@ -89,6 +93,21 @@ PARITY_FIGURES: dict[str, str] = {
     "band_gap": "fig2f_parity_band_gap",
     "density": "fig2g_parity_density",
 }
+
+#: Domain randomisation of the per-TM oxidation-state / CN models that users run on
+#: measured spectra (notebook 04, reused by notebooks 09 and 10 and ``specfusion predict``):
+#: chosen on the development half of the measured compounds
+#: (``benchmarks/measured_variants.py``).
+ELEMENT_TASK_RANDOMISATION = DomainRandomisation(copies=2)
+
+
+def element_augment(snapshot: Snapshot, enabled: bool = True) -> Randomiser | None:
+    """The ``augment`` of the oxidation-state / CN models (one definition for every notebook
+    that trains or resumes them, so their checkpoints match): a
+    :class:`~specfusion_lib.properties.randomised.Randomiser` with
+    :data:`ELEMENT_TASK_RANDOMISATION`, or ``None`` when not ``enabled``."""
+    return Randomiser(snapshot, ELEMENT_TASK_RANDOMISATION) if enabled else None
+
 
 _METRICS = {"classification": ("accuracy", "f1_macro"), "regression": ("mae", "r2")}
 _BASELINE_NAME = {"classification": "majority class of the training part",
