@@ -20,7 +20,8 @@ START, END = "<!-- module-map:start -->", "<!-- module-map:end -->"
 
 #: Sub-packages in pipeline order (the order of the README's map).
 STAGES = ("core", "data", "spectra", "simulate", "models", "training", "properties",
-          "crystal_system", "interpret", "inference", "measured", "plotting", "cli")
+          "crystal_system", "interpret", "inference", "measured", "xas_structure", "plotting",
+          "cli")
 #: What may sit at the top level besides the sub-packages.
 TOP_LEVEL = {"__init__.py", "__main__.py"}
 MODULE_REF = re.compile(r"^\* :mod:`~?specfusion_lib\.(\w+)\.(\w+)`:\s*(.*)$")

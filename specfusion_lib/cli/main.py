@@ -151,6 +151,28 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict_xanes(args: argparse.Namespace) -> int:
+    from specfusion_lib.xas_structure.user import predict_xanes
+
+    spectrum = predict_xanes(args.structure, args.element, model_dir=args.model_dir)
+    if args.out:
+        print(f"wrote {spectrum.to_csv(args.out)}")
+    else:
+        print("energy_eV,mu_norm")
+        for e, m in zip(spectrum.energy, spectrum.mu, strict=True):
+            print(f"{e:.3f},{m:.6f}")
+    return 0
+
+
+def _cmd_local_structure(args: argparse.Namespace) -> int:
+    from specfusion_lib.xas_structure.user import local_structure
+
+    result = local_structure(args.spectrum, args.element, model_dir=args.model_dir)
+    print(f"# {args.spectrum}")
+    print("\n".join(result.lines()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``specfusion`` command."""
     parser = argparse.ArgumentParser(
@@ -263,6 +285,23 @@ def build_parser() -> argparse.ArgumentParser:
     from specfusion_lib.cli.infer_structure import add_infer_structure_parser
 
     add_infer_structure_parser(commands)
+
+    pxas = commands.add_parser(
+        "predict-xanes", help="predict a K-edge XANES from a structure (XAStruct forward)")
+    pxas.add_argument("structure", help="structure file (CIF, POSCAR, ...)")
+    pxas.add_argument("--element", required=True, help="absorbing element")
+    pxas.add_argument("--out", help="CSV file for the spectrum (default: print it)")
+    pxas.add_argument("--model-dir", default="build/xastruct",
+                      help="where the model is kept (trained on the demo on first use)")
+    pxas.set_defaults(func=_cmd_predict_xanes)
+    loc = commands.add_parser(
+        "local-structure", help="CN, MNND and neighbour type from a K-edge spectrum (XAStruct "
+        "inverse)")
+    loc.add_argument("spectrum", help="spectrum file (XDI, columns, CSV)")
+    loc.add_argument("--element", required=True, help="absorbing element")
+    loc.add_argument("--model-dir", default="build/xastruct",
+                     help="where the models are kept (trained on the demo on first use)")
+    loc.set_defaults(func=_cmd_local_structure)
 
     index = commands.add_parser("figures-index", help="rewrite figures/README.md")
     index.add_argument("--figures-dir", default="figures")

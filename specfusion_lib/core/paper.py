@@ -53,6 +53,9 @@ __all__ = [
     "TABLE1_SOURCE",
     "TABLE1_VALENCE_AND_CN_CONSISTENT",
     "TABLE_S1",
+    "CGXAS_UNIVERSAL_RSE",
+    "XASTRUCT_FORWARD_MAE",
+    "XASTRUCT_INVERSE",
     "PaperValue",
 ]
 
@@ -243,3 +246,38 @@ TABLE_S1: dict[str, dict[str, tuple[str, str]]] = {
               "CNs": ("6", "(4, 6)"), "states": ("+3", "(+3, +2)"),
               "crystal system": ("Cubic", "Cubic")},
 }
+
+# --------------------------------------------------------------------------------------------
+# XAStruct (seed 002) and CGXAS (seed 003): reference values of notebooks 13–15. Their data
+# (Materials Project FEFF9 spectra, K and L edges, XANES and EXAFS, 70+ elements, random 8:2
+# split) differ from ours, so these are references, not like-for-like numbers.
+# --------------------------------------------------------------------------------------------
+
+_XASTRUCT_T3 = "XAStruct Table 3 (validation set, K-edge XANES, all elements)"
+#: XAStruct forward MAE on K-edge XANES per head variant (Table 3; "sgmlp" also Table 1).
+XASTRUCT_FORWARD_MAE: dict[str, PaperValue] = {
+    "sgmlp": PaperValue("0.0537 ± 0.0005", 0.0537, _XASTRUCT_T3),
+    "relu": PaperValue("0.0612 ± 0.0006", 0.0612, _XASTRUCT_T3),
+    "linear": PaperValue("0.0595 ± 0.0007", 0.0595, _XASTRUCT_T3),
+    "mlp": PaperValue("0.0689 ± 0.0008", 0.0689, _XASTRUCT_T3),
+}
+_XASTRUCT_T2 = "XAStruct Table 2 (K-edge XAFS = XANES + EXAFS)"
+#: XAStruct inverse results (Table 2): (target, model, metric) → value.
+XASTRUCT_INVERSE: dict[tuple[str, str, str], PaperValue] = {
+    ("mnnd", "XAStruct", "mae"): PaperValue("0.0350 ± 0.0007 Å", 0.0350, _XASTRUCT_T2),
+    ("mnnd", "random forest", "mae"): PaperValue("0.0557 ± 0.0009 Å", 0.0557, _XASTRUCT_T2),
+    ("cn", "XAStruct", "accuracy"): PaperValue("69.26 ± 0.02 %", 0.6926, _XASTRUCT_T2),
+    ("cn", "MLP", "accuracy"): PaperValue("68.65 ± 0.03 %", 0.6865, _XASTRUCT_T2),
+    ("cn", "XAStruct", "macro_f1"): PaperValue("61.35 ± 0.01 %", 0.6135, _XASTRUCT_T2),
+    ("cn", "MLP", "macro_f1"): PaperValue("61.44 ± 0.02 %", 0.6144, _XASTRUCT_T2),
+    ("neighbour_type", "XAStruct", "accuracy"): PaperValue("92.96 ± 0.02 %", 0.9296,
+                                                           _XASTRUCT_T2),
+    ("neighbour_type", "random forest", "accuracy"): PaperValue("88.99 ± 0.01 %", 0.8899,
+                                                                _XASTRUCT_T2),
+    ("neighbour_type", "XAStruct", "macro_f1"): PaperValue("88.76 ± 0.01 %", 0.8876,
+                                                           _XASTRUCT_T2),
+    ("neighbour_type", "random forest", "macro_f1"): PaperValue("82.23 ± 0.01 %", 0.8223,
+                                                                _XASTRUCT_T2),
+}
+#: CGXAS universal model: mean relative square error on its test set (main text).
+CGXAS_UNIVERSAL_RSE = PaperValue("0.020223", 0.020223, "CGXAS main text, Fig. 2b")

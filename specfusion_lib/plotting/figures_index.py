@@ -359,6 +359,34 @@ CATALOGUE: tuple[FigureEntry, ...] = (
     FigureEntry("fig6_band_gap_dominance", "Fig. 6b (dominance)", "12_mixtures",
                 "Which phase dominates the predicted band gap", "TiO2 dominates (main text, "
                 "Fig. 6b)"),
+    FigureEntry("figXAS_forward_data", "XAStruct (data; ours)", "13_xastruct_forward",
+                "Spectra, families and split parts per absorbing element"),
+    FigureEntry("figXAS_forward_metrics", "XAStruct Table 1 (per element)", "13_xastruct_forward",
+                "Forward MAE / RSE / Pearson / edge error per element, model and split"),
+    FigureEntry("figXAS_forward_headline", "XAStruct Table 1", "13_xastruct_forward",
+                "Pooled forward metrics with the papers' values",
+                f"K-edge XANES MAE {paper.XASTRUCT_FORWARD_MAE['sgmlp'].text} (XAStruct); RSE "
+                f"{paper.CGXAS_UNIVERSAL_RSE.text} (CGXAS)"),
+    FigureEntry("figXAS_S2_forward_examples", "XAStruct Fig. S2–S4", "13_xastruct_forward",
+                "Best / median / worst predicted spectra per element vs FEFF10"),
+    FigureEntry("figXAS_T1_forward_mae_by_element", "XAStruct Table 1 (ours per element)",
+                "13_xastruct_forward", "Forward MAE per element: model vs baselines"),
+    FigureEntry("figXAS_T3_forward_ablation", "XAStruct Table 3", "13_xastruct_forward",
+                "Ablation of GatedLinear and SwiGLU in the head",
+                f"MAE {paper.XASTRUCT_FORWARD_MAE['sgmlp'].text} / "
+                f"{paper.XASTRUCT_FORWARD_MAE['mlp'].text} (full / plain MLP)"),
+    FigureEntry("figXAS_inverse_metrics", "XAStruct Table 2 (per element)",
+                "14_xastruct_inverse", "CN, MNND and neighbour-type scores per element, model "
+                "and split"),
+    FigureEntry("figXAS_T2_inverse_headline", "XAStruct Table 2", "14_xastruct_inverse",
+                "Pooled inverse scores with XAStruct's values",
+                "MNND MAE 0.0350 Å; neighbour accuracy 92.96 %; CN accuracy 69.26 %"),
+    FigureEntry("figXAS_S12_cn_confusion", "XAStruct Fig. S12", "14_xastruct_inverse",
+                "CN confusion per element (random forest)"),
+    FigureEntry("figXAS_S8_mnnd_parity", "XAStruct Fig. S8–S9", "14_xastruct_inverse",
+                "Predicted vs true MNND: XAStruct net and random forest"),
+    FigureEntry("figXAS_S10_neighbour_accuracy", "XAStruct Fig. S10", "14_xastruct_inverse",
+                "Neighbour-type accuracy per element: SGMLP vs baselines"),
 )
 
 

@@ -71,6 +71,9 @@ _BUILTIN_MODELS = {
     "MultiTaskSpecFusionNet": "specfusion_lib.models.specfusionnet",
     "PXRDCrystalSystemNet": "specfusion_lib.models.pxrd_net",
     "FusedCrystalSystemNet": "specfusion_lib.models.pxrd_net",
+    "XAStructHead": "specfusion_lib.xas_structure.forward",
+    "MNNDNet": "specfusion_lib.xas_structure.inverse",
+    "NeighbourTypeNet": "specfusion_lib.xas_structure.inverse",
 }
 
 

@@ -1,0 +1,26 @@
+"""XAStruct (and, next, CGXAS) on the package's data layer (seeds 002 and 003; notebooks 13, 14).
+
+* :mod:`specfusion_lib.xas_structure.grid`: the one absolute energy grid per absorbing element
+  (edge-normalised μ on a fixed window relative to the tabulated K edge) that every forward
+  model predicts and every inverse model reads.
+* :mod:`specfusion_lib.xas_structure.local_env`: CrystalNN labels of an absorbing element (CN,
+  mean nearest-neighbour distance, neighbour type) and the sites the forward model pools.
+* :mod:`specfusion_lib.xas_structure.encoder`: per-site features of the pretrained CHGNet that
+  ships in ``chgnet``, frozen, pooled over the absorber and its neighbours.
+* :mod:`specfusion_lib.xas_structure.dataset`: the cached (material, element) table of a
+  snapshot: pooled features, spectrum on the grid, labels, structure family.
+* :mod:`specfusion_lib.xas_structure.sgmlp`: XAStruct's SwiGLU-gated MLP and the ablation
+  variants of its head.
+* :mod:`specfusion_lib.xas_structure.forward`: the structure → spectrum model, its training and
+  the forward-model interface.
+* :mod:`specfusion_lib.xas_structure.baselines`: mean-spectrum and nearest-neighbour forward
+  baselines.
+* :mod:`specfusion_lib.xas_structure.metrics`: MAE, relative square error, Pearson and
+  edge-energy error, written out.
+* :mod:`specfusion_lib.xas_structure.inverse`: spectrum → CN / MNND / neighbour-type models and
+  their baselines.
+* :mod:`specfusion_lib.xas_structure.study`: the experiments of notebooks 13 and 14 (splits,
+  forward and inverse studies, real-structure check, headlines).
+* :mod:`specfusion_lib.xas_structure.user`: ``specfusion predict-xanes`` and ``specfusion
+  local-structure`` as functions.
+"""
