@@ -11,6 +11,8 @@
   snapshot: pooled features, spectrum on the grid, labels, structure family.
 * :mod:`specfusion_lib.xas_structure.sgmlp`: XAStruct's SwiGLU-gated MLP and the ablation
   variants of its head.
+* :mod:`specfusion_lib.xas_structure.fitting`: the AdamW + early-stopping loop every XAStruct
+  network shares.
 * :mod:`specfusion_lib.xas_structure.forward`: the structure → spectrum model, its training and
   the forward-model interface.
 * :mod:`specfusion_lib.xas_structure.baselines`: mean-spectrum and nearest-neighbour forward

@@ -35,13 +35,14 @@ from torch import Tensor, nn
 
 from specfusion_lib.core.atomic import atomic_write_text
 from specfusion_lib.core.errors import ElementError, InputFileError
-from specfusion_lib.training.loop import EpochLoop, fit_epochs
+from specfusion_lib.training.loop import EpochLoop
 from specfusion_lib.xas_structure.encoder import (
     ENCODER_NAME,
     FEATURE_DIM,
     pool_features,
     site_features,
 )
+from specfusion_lib.xas_structure.fitting import fit_network
 from specfusion_lib.xas_structure.grid import N_GRID_POINTS, grid_window
 from specfusion_lib.xas_structure.local_env import element_environments
 from specfusion_lib.xas_structure.sgmlp import SGMLP
@@ -138,27 +139,12 @@ def train_head(features: np.ndarray, mu: np.ndarray, train: np.ndarray, val: np.
     head = XAStructHead(x.shape[1], y.shape[1], hidden=settings.hidden, variant=variant,
                         dropout=settings.dropout)
     head.set_normalisation(x[train].numpy(), y[train].numpy())
-    opt = torch.optim.AdamW(head.parameters(), lr=settings.learning_rate,
-                            weight_decay=settings.weight_decay)
-    val_t = torch.as_tensor(np.asarray(val), dtype=torch.long)
-
-    def train_batch(rows: Tensor) -> dict[str, tuple[float, int]]:
-        opt.zero_grad()
-        loss = nn.functional.mse_loss(head(x[rows]), y[rows])
-        loss.backward()
-        opt.step()
-        return {"train_loss": (loss.item(), len(rows))}
-
-    def validate(means: dict[str, float]) -> dict[str, float]:
-        head.eval()
-        with torch.no_grad():
-            val_loss = float(nn.functional.mse_loss(head(x[val_t]), y[val_t]))
-        return {**means, "val_loss": val_loss}
-
-    loop = fit_epochs(head, np.asarray(train), max_epochs=settings.max_epochs,
-                      batch_size=settings.batch_size, patience=settings.patience, seed=seed,
-                      device=torch.device("cpu"), train_batch=train_batch, validate=validate,
-                      desc=f"XAStruct head ({variant})")
+    loop = fit_network(head, lambda rows: nn.functional.mse_loss(head(x[rows]), y[rows]),
+                       np.asarray(train), np.asarray(val), seed=seed,
+                       max_epochs=settings.max_epochs, patience=settings.patience,
+                       lr=settings.learning_rate, batch_size=settings.batch_size,
+                       weight_decay=settings.weight_decay,
+                       desc=f"XAStruct head ({variant})")
     return head, loop
 
 

@@ -31,7 +31,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import Tensor, nn
 
-from specfusion_lib.training.loop import fit_epochs
+from specfusion_lib.xas_structure.fitting import fit_network
 from specfusion_lib.xas_structure.sgmlp import SGMLP
 
 __all__ = [
@@ -145,30 +145,6 @@ class NeighbourTypeNet(nn.Module):
         return self.net(mu)
 
 
-def _fit(model: nn.Module, loss_of, train: np.ndarray, val: np.ndarray, *, seed: int,
-         max_epochs: int, patience: int, lr: float = 1e-3, batch_size: int = 32, desc: str):
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    val_t = torch.as_tensor(np.asarray(val), dtype=torch.long)
-
-    def train_batch(rows: Tensor) -> dict[str, tuple[float, int]]:
-        if len(rows) < 2 and any(isinstance(m, nn.BatchNorm1d) for m in model.modules()):
-            return {}
-        opt.zero_grad()
-        loss = loss_of(rows)
-        loss.backward()
-        opt.step()
-        return {"train_loss": (loss.item(), len(rows))}
-
-    def validate(means: dict[str, float]) -> dict[str, float]:
-        model.eval()
-        with torch.no_grad():
-            return {**means, "val_loss": float(loss_of(val_t))}
-
-    return fit_epochs(model, np.asarray(train), max_epochs=max_epochs, batch_size=batch_size,
-                      patience=patience, seed=seed, device=torch.device("cpu"),
-                      train_batch=train_batch, validate=validate, desc=desc)
-
-
 def fit_mnnd_net(energy: np.ndarray, mu: np.ndarray, mnnd: np.ndarray, train: np.ndarray,
                  val: np.ndarray, *, seed: int = 0, max_epochs: int = 300, patience: int = 30
                  ) -> tuple[MNNDNet, Any]:
@@ -186,7 +162,7 @@ def fit_mnnd_net(energy: np.ndarray, mu: np.ndarray, mnnd: np.ndarray, train: np
     model = MNNDNet(n_points=x.shape[1])
     model.y_mean.fill_(float(y[train].mean()))
     model.y_scale.fill_(float(y[train].std().clamp_min(1e-3)))
-    loop = _fit(model, lambda r: nn.functional.mse_loss(model(e[r], x[r]), y[r]), train, val,
+    loop = fit_network(model, lambda r: nn.functional.mse_loss(model(e[r], x[r]), y[r]), train, val,
                 seed=seed, max_epochs=max_epochs, patience=patience, batch_size=64,
                 desc="MNND net")
     return model, loop
@@ -219,7 +195,7 @@ def fit_neighbour_net(mu: np.ndarray, labels: Sequence[str], train: np.ndarray,
     if len(val) == 0:
         val = np.asarray(train)
     model = NeighbourTypeNet(n_points=x.shape[1], n_classes=max(len(classes), 1))
-    _fit(model, lambda r: nn.functional.cross_entropy(model(x[r]), y[r]), train, val,
+    fit_network(model, lambda r: nn.functional.cross_entropy(model(x[r]), y[r]), train, val,
          seed=seed, max_epochs=max_epochs, patience=patience, desc="neighbour-type net")
     return model, classes
 
