@@ -37,7 +37,12 @@ import pandas as pd
 from scipy.stats import pearsonr, spearmanr
 
 from specfusion_lib.core.errors import SpectrumError
-from specfusion_lib.spectra.xanes import XANESSpectrum, normalize_edge_step, tabulated_edge_energy
+from specfusion_lib.spectra.xanes import (
+    XANESSpectrum,
+    normalize_edge_step,
+    sustained_crossing,
+    tabulated_edge_energy,
+)
 
 if TYPE_CHECKING:
     from specfusion_lib.data.measured import MeasuredRecord
@@ -76,16 +81,11 @@ def edge_position(spectrum: XANESSpectrum) -> float:
     """
     norm = normalize_edge_step(spectrum)
     x = np.asarray(norm.energy, dtype=float)
-    y = np.asarray(norm.mu_norm, dtype=float)
-    above = y >= HALF_STEP
-    start = int(np.searchsorted(x, norm.e0 - 20.0))
-    stop = int(np.searchsorted(x, norm.e0 + WHITE_LINE_SEARCH_EV))
-    for i in range(max(start, 1), min(stop, len(x))):
-        if above[i] and not above[i - 1]:
-            ahead = (x >= x[i]) & (x <= x[i] + STAY_ABOVE_EV)
-            if x[-1] >= x[i] + STAY_ABOVE_EV and above[ahead].all():
-                x0, x1, y0, y1 = x[i - 1], x[i], y[i - 1], y[i]
-                return float(x0 + (HALF_STEP - y0) * (x1 - x0) / (y1 - y0))
+    found = sustained_crossing(
+        x, norm.mu_norm, HALF_STEP, STAY_ABOVE_EV, start=int(np.searchsorted(x, norm.e0 - 20.0)),
+        stop=int(np.searchsorted(x, norm.e0 + WHITE_LINE_SEARCH_EV)))
+    if found is not None:
+        return found
     raise SpectrumError(f"{spectrum.source or 'spectrum'}: no rise through {HALF_STEP} that "
                         f"stays above it for {STAY_ABOVE_EV:g} eV near E0")
 

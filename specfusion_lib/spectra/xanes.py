@@ -82,6 +82,7 @@ __all__ = [
     "canonical_element",
     "check_edge",
     "find_e0",
+    "sustained_crossing",
     "normalize_edge_step",
     "preprocess_xanes",
     "resample_window",
@@ -377,6 +378,42 @@ def _search_range(
             f"edge ({e_tab:.1f} eV): the data cover {lo:.1f}-{hi:.1f} eV"
         )
     return max(a, lo), min(b, hi)
+
+
+def sustained_crossing(energy: np.ndarray, mu: np.ndarray, level: float, stay_ev: float, *,
+                       start: int = 1, stop: int | None = None,
+                       need_full_stay: bool = True) -> float | None:
+    """Energy of the first upward crossing of ``level`` after which μ stays at or above it.
+
+    Scans indices ``i`` in ``[max(start, 1), stop)`` for ``μ[i-1] < level <= μ[i]`` such that
+    every point within ``stay_ev`` above ``energy[i]`` is at or above ``level``; with
+    ``need_full_stay`` the data must also reach ``stay_ev`` beyond ``energy[i]``. The crossing
+    energy is interpolated linearly between the two points. A pre-edge peak, however tall,
+    is narrower than ``stay_ev`` and falls back below, so it is skipped.
+
+    Args:
+        energy: Energies (eV), increasing, shape ``(n,)``.
+        mu: Normalised μ, shape ``(n,)``.
+        level: The crossing level (e.g. half the edge step).
+        stay_ev: How long μ must stay at or above ``level`` (eV).
+        start, stop: Index range searched (default: the whole array).
+        need_full_stay: Require data ``stay_ev`` beyond the crossing.
+
+    Returns:
+        The energy, or ``None`` when there is no such crossing.
+    """
+    x = np.asarray(energy, dtype=float)
+    y = np.asarray(mu, dtype=float)
+    above = y >= level
+    for i in range(max(int(start), 1), len(x) if stop is None else min(int(stop), len(x))):
+        if above[i] and not above[i - 1]:
+            if need_full_stay and x[-1] < x[i] + stay_ev:
+                continue
+            ahead = (x >= x[i]) & (x <= x[i] + stay_ev)
+            if above[ahead].all():
+                x0, x1, y0, y1 = x[i - 1], x[i], y[i - 1], y[i]
+                return float(x0 + (level - y0) * (x1 - x0) / (y1 - y0))
+    return None
 
 
 def find_e0(

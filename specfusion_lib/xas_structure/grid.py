@@ -38,15 +38,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from specfusion_lib.core.errors import SpectrumError
+from specfusion_lib.measured.chemical_shift import HALF_STEP, STAY_ABOVE_EV
 from specfusion_lib.spectra.xanes import (
     XANESSpectrum,
     canonical_element,
     normalize_edge_step,
+    sustained_crossing,
     tabulated_edge_energy,
 )
 
 __all__ = [
-    "HALF_STEP",
     "MIN_GRID_COVERAGE",
     "N_GRID_POINTS",
     "WINDOW_SPAN_EV",
@@ -71,10 +72,6 @@ WINDOW_START_EV: dict[str, float] = {
 }
 #: Least fraction of the window the data must cover.
 MIN_GRID_COVERAGE = 0.9
-#: Normalised μ that defines the edge position.
-HALF_STEP = 0.5
-#: The edge must stay above :data:`HALF_STEP` for this long (eV).
-STAY_ABOVE_EV = 10.0
 
 
 @dataclass(frozen=True)
@@ -160,16 +157,8 @@ def edge_energy(mu: np.ndarray, energies: np.ndarray) -> float:
         mu: Normalised μ, shape ``(n,)``.
         energies: The grid (eV), shape ``(n,)``.
     """
-    mu = np.asarray(mu, float)
-    x = np.asarray(energies, float)
-    above = mu >= HALF_STEP
-    for i in range(1, len(x)):
-        if above[i] and not above[i - 1]:
-            ahead = (x >= x[i]) & (x <= x[i] + STAY_ABOVE_EV)
-            if above[ahead].all():
-                x0, x1, y0, y1 = x[i - 1], x[i], mu[i - 1], mu[i]
-                return float(x0 + (HALF_STEP - y0) * (x1 - x0) / (y1 - y0))
-    return float("nan")
+    found = sustained_crossing(energies, mu, HALF_STEP, STAY_ABOVE_EV, need_full_stay=False)
+    return float("nan") if found is None else found
 
 
 def edge_energies(mu: np.ndarray, energies: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from specfusion_lib.xas_structure.grid import edge_energies
+from specfusion_lib.xas_structure.grid import edge_energy
 
 __all__ = ["PEARSON_GOOD", "POOLED", "spectrum_metrics", "summarise"]
 
@@ -55,8 +55,8 @@ def spectrum_metrics(y_true: np.ndarray, y_pred: np.ndarray, energies: np.ndarra
     pc = p - p.mean(axis=1, keepdims=True)
     denom = np.sqrt((yc ** 2).sum(axis=1) * (pc ** 2).sum(axis=1))
     pearson = np.where(denom > 0, (yc * pc).sum(axis=1) / np.where(denom > 0, denom, 1), np.nan)
-    edge_true = np.array([edge_energies(row, g)[0] for row, g in zip(y, grids, strict=True)])
-    edge_pred = np.array([edge_energies(row, g)[0] for row, g in zip(p, grids, strict=True)])
+    edge_true = np.array([edge_energy(row, g) for row, g in zip(y, grids, strict=True)])
+    edge_pred = np.array([edge_energy(row, g) for row, g in zip(p, grids, strict=True)])
     return pd.DataFrame({"mae": mae, "rse": rse, "pearson": pearson,
                          "edge_error_ev": np.abs(edge_pred - edge_true)})
 
