@@ -152,15 +152,30 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict_xanes(args: argparse.Namespace) -> int:
-    from specfusion_lib.xas_structure.user import predict_xanes
+    if args.calibrated is not None:
+        from specfusion_lib.xas_structure.user_calibration import predict_calibrated
 
-    spectrum = predict_xanes(args.structure, args.element, model_dir=args.model_dir)
+        spectrum = predict_calibrated(args.structure, args.element, model=args.calibrated)
+    else:
+        from specfusion_lib.xas_structure.user import predict_xanes
+
+        spectrum = predict_xanes(args.structure, args.element, model_dir=args.model_dir)
     if args.out:
         print(f"wrote {spectrum.to_csv(args.out)}")
     else:
         print("energy_eV,mu_norm")
         for e, m in zip(spectrum.energy, spectrum.mu, strict=True):
             print(f"{e:.3f},{m:.6f}")
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from specfusion_lib.xas_structure.user_calibration import calibrate
+
+    path = calibrate(args.measured, variant=args.variant, model=args.model, out=args.out,
+                     seed=args.seed)
+    print(f"wrote {path} (variant {args.variant}); use it with `specfusion predict-xanes "
+          f"STRUCTURE --element X --calibrated {path}`")
     return 0
 
 
@@ -293,7 +308,27 @@ def build_parser() -> argparse.ArgumentParser:
     pxas.add_argument("--out", help="CSV file for the spectrum (default: print it)")
     pxas.add_argument("--model-dir", default="build/xastruct",
                       help="where the model is kept (trained on the demo on first use)")
+    pxas.add_argument("--calibrated", nargs="?", const="build/cgxas/calibrated.pt",
+                      default=None, metavar="CHECKPOINT",
+                      help="use the CGXAS model calibrated by `specfusion calibrate` "
+                           "(default path build/cgxas/calibrated.pt) instead of XAStruct")
     pxas.set_defaults(func=_cmd_predict_xanes)
+    calib = commands.add_parser(
+        "calibrate", help="calibrate the universal CGXAS model to your measured spectra")
+    calib.add_argument("--measured", required=True, metavar="DIR_OR_CSV",
+                       help="folder of spectrum files each with <name>.cif, or a CSV table "
+                            "with columns spectrum, structure[, element]")
+    calib.add_argument("--variant", default="d_everything",
+                       choices=("a_last_layer", "b_layerwise", "c_shift_broaden",
+                                "d_everything"),
+                       help="what to fine-tune (default: everything, the variant notebook "
+                            "15's nested leave-one-compound-out choice picked most often)")
+    calib.add_argument("--model", default=None,
+                       help="universal-model checkpoint (default: the shipped one)")
+    calib.add_argument("--out", default="build/cgxas/calibrated.pt",
+                       help="where the calibrated model is written")
+    calib.add_argument("--seed", type=int, default=0)
+    calib.set_defaults(func=_cmd_calibrate)
     loc = commands.add_parser(
         "local-structure", help="CN, MNND and neighbour type from a K-edge spectrum (XAStruct "
         "inverse)")

@@ -15,6 +15,8 @@
 * :mod:`specfusion_lib.data.demo_pool`: the demo's candidate structures (prototypes,
   substitutions) and their CHGNet relaxation cache.
 * :mod:`specfusion_lib.data.demo`: the demo snapshot build (FEFF10 spectra, labels).
+* :mod:`specfusion_lib.data.site_spectra`: the per-site spectra behind a snapshot's averages,
+  read back from its FEFF cache and stored as the snapshot's ``site_spectra`` supplement.
 * :mod:`specfusion_lib.data.fixture`: the small test snapshot.
 * :mod:`specfusion_lib.data.measured`: the measured spectra of ``maml-apps-rfxas``.
 * :mod:`specfusion_lib.data.statistics`: dataset statistics of notebook 01.

@@ -41,7 +41,13 @@ from tqdm.auto import tqdm
 from specfusion_lib.core.atomic import atomic_write_text
 from specfusion_lib.core.elements import is_transition_metal
 from specfusion_lib.core.errors import SnapshotError, SpecfusionError
-from specfusion_lib.data.snapshot import MaterialRecord, SpectrumRecord, write_snapshot
+from specfusion_lib.data.site_spectra import attach_site_spectra
+from specfusion_lib.data.snapshot import (
+    MaterialRecord,
+    SpectrumRecord,
+    load_snapshot,
+    write_snapshot,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -317,6 +323,8 @@ def build_demo_snapshot(out: str | os.PathLike[str] = DEFAULT_OUT, *,
             },
         },
     )
-    logger.info("wrote demo snapshot %s: %d materials, %d of %d planned spectra (%.1f s)",
-                path, len(materials), len(spectra), wanted, time.perf_counter() - t0)
+    sites = attach_site_spectra(load_snapshot(path), build / "feff")
+    logger.info("wrote demo snapshot %s: %d materials, %d of %d planned spectra, site "
+                "spectra: %s (%.1f s)", path, len(materials), len(spectra), wanted,
+                sites.summary(), time.perf_counter() - t0)
     return path

@@ -29,6 +29,17 @@ Integrity
     renamed into place, so an interrupted write never leaves a half-written snapshot behind.
     The *snapshot id* is the SHA-256 of the manifest's sorted file checksums; checkpoints store
     it to tie a model to the exact data it was trained on.
+
+Supplements
+    Optional further tables that *derive* from the same runs as the three files, listed under
+    the manifest's ``supplements`` with their SHA-256, size and row count and verified like the
+    data files when read. They do not enter the snapshot id (adding one does not change which
+    data a checkpoint was trained on; a checkpoint that uses a supplement stores the
+    supplement's checksum itself). One kind exists: ``site_spectra.parquet``, the spectrum of
+    every inequivalent absorbing site, keyed by (``material_id``, ``element``, ``edge``,
+    ``site_index``) with ``multiplicity``, ``source``, ``energy`` and ``mu`` (the rows of the
+    spectra table are their multiplicity-weighted averages); written by
+    :func:`write_site_spectra`, read by :meth:`Snapshot.site_spectra`.
 """
 
 from __future__ import annotations
@@ -53,6 +64,7 @@ import pyarrow.parquet as pq
 from pymatgen.core import Structure
 
 from specfusion_lib import __version__
+from specfusion_lib.core.atomic import atomic_write_text
 from specfusion_lib.core.errors import ChecksumError, SnapshotError
 
 __all__ = [
@@ -61,6 +73,7 @@ __all__ = [
     "MATERIALS_FILE",
     "SCHEMA_VERSION",
     "SITE_LABEL_FIELDS",
+    "SITE_SPECTRA_FILE",
     "SPECTRA_FILE",
     "MaterialRecord",
     "Snapshot",
@@ -69,6 +82,7 @@ __all__ = [
     "load_snapshot",
     "software_versions",
     "verify_snapshot",
+    "write_site_spectra",
     "write_snapshot",
 ]
 
@@ -77,6 +91,10 @@ MANIFEST_FILE = "manifest.json"
 MATERIALS_FILE = "materials.parquet"
 SPECTRA_FILE = "spectra.parquet"
 DATA_FILES = (MATERIALS_FILE, SPECTRA_FILE)
+SITE_SPECTRA_FILE = "site_spectra.parquet"
+#: Columns of the per-site spectra supplement.
+SITE_SPECTRA_COLUMNS = ("material_id", "element", "edge", "site_index", "multiplicity",
+                        "source", "energy", "mu")
 
 #: Material-level labels, named as in the Materials Project summary API, with their dtype.
 LABEL_FIELDS: dict[str, str] = {
@@ -361,24 +379,97 @@ def verify_snapshot(path: str | os.PathLike[str]) -> dict[str, Any]:
     manifest = _read_manifest(root)
     for name in DATA_FILES:
         entry = manifest["files"].get(name)
-        target = root / name
         if entry is None:
             raise SnapshotError(f"{root / MANIFEST_FILE}: no checksum entry for {name}")
-        if not target.is_file():
-            raise SnapshotError(f"{target}: file listed in the manifest is missing")
-        size = target.stat().st_size
-        if size != entry["bytes"]:
-            raise ChecksumError(
-                f"{target}: size {size} bytes differs from the manifest's {entry['bytes']} "
-                "(truncated or modified file)"
-            )
-        digest = file_sha256(target)
-        if digest != entry["sha256"]:
-            raise ChecksumError(
-                f"{target}: SHA-256 {digest[:12]}… differs from the manifest's "
-                f"{entry['sha256'][:12]}… (corrupted or modified file)"
-            )
+        _check_file(root / name, entry)
+    for name, entry in (manifest.get("supplements") or {}).items():
+        _check_file(root / name, entry)
     return manifest
+
+
+def _check_file(target: Path, entry: Mapping[str, Any]) -> None:
+    if not target.is_file():
+        raise SnapshotError(f"{target}: file listed in the manifest is missing")
+    size = target.stat().st_size
+    if size != entry["bytes"]:
+        raise ChecksumError(
+            f"{target}: size {size} bytes differs from the manifest's {entry['bytes']} "
+            "(truncated or modified file)"
+        )
+    digest = file_sha256(target)
+    if digest != entry["sha256"]:
+        raise ChecksumError(
+            f"{target}: SHA-256 {digest[:12]}… differs from the manifest's "
+            f"{entry['sha256'][:12]}… (corrupted or modified file)"
+        )
+
+
+def write_site_spectra(path: str | os.PathLike[str], rows: pd.DataFrame, *,
+                       description: str = "") -> dict[str, Any]:
+    """Add (or replace) the per-site spectra supplement of a snapshot, atomically.
+
+    The table is written to a temporary file in the snapshot folder and renamed into place,
+    then the manifest is rewritten the same way, so an interruption leaves either the old
+    snapshot or the new one (at worst an unlisted table file, which is never read).
+
+    Args:
+        path: Snapshot folder (verified first).
+        rows: One row per site with the :data:`SITE_SPECTRA_COLUMNS` columns; every
+            ``material_id`` must be a material of the snapshot.
+        description: How the rows were made (stored in the manifest entry).
+
+    Returns:
+        The manifest entry of the supplement.
+
+    Raises:
+        SnapshotError: Missing columns, unknown materials, duplicate site keys, or arrays that
+            are not finite, of unequal length or not increasing in energy.
+    """
+    root = Path(path)
+    manifest = verify_snapshot(root)
+    missing = set(SITE_SPECTRA_COLUMNS) - set(rows.columns)
+    if missing:
+        raise SnapshotError(f"{root}: site spectra lack columns {sorted(missing)}")
+    materials = set(pq.read_table(root / MATERIALS_FILE, columns=["material_id"])
+                    .column("material_id").to_pylist())
+    unknown = sorted(set(rows["material_id"]) - materials)
+    if unknown:
+        raise SnapshotError(f"{root}: site spectra of {len(unknown)} material(s) not in the "
+                            f"snapshot, e.g. {unknown[:3]}")
+    keys = ["material_id", "element", "edge", "site_index"]
+    if rows.duplicated(keys).any():
+        raise SnapshotError(f"{root}: duplicate (material_id, element, edge, site_index) rows")
+    for row in rows.itertuples(index=False):
+        SpectrumRecord(str(row.material_id), str(row.element), str(row.edge),
+                       np.asarray(row.energy), np.asarray(row.mu), str(row.source))
+    table = pa.table({
+        "material_id": pa.array(rows["material_id"].astype(str).tolist(), pa.string()),
+        "element": pa.array(rows["element"].astype(str).tolist(), pa.string()),
+        "edge": pa.array(rows["edge"].astype(str).tolist(), pa.string()),
+        "site_index": pa.array(rows["site_index"].astype(int).tolist(), pa.int64()),
+        "multiplicity": pa.array(rows["multiplicity"].astype(int).tolist(), pa.int64()),
+        "source": pa.array(rows["source"].astype(str).tolist(), pa.string()),
+        "energy": pa.array([np.asarray(v, float).tolist() for v in rows["energy"]],
+                           pa.list_(pa.float64())),
+        "mu": pa.array([np.asarray(v, float).tolist() for v in rows["mu"]],
+                       pa.list_(pa.float64())),
+    })
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{SITE_SPECTRA_FILE}.", suffix=".tmp", dir=root)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        pq.write_table(table, tmp)
+        tmp.chmod(0o644)
+        entry = {"sha256": file_sha256(tmp), "bytes": tmp.stat().st_size,
+                 "rows": table.num_rows, "description": description,
+                 "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+        os.replace(tmp, root / SITE_SPECTRA_FILE)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    manifest.setdefault("supplements", {})[SITE_SPECTRA_FILE] = entry
+    atomic_write_text(root / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
+    return entry
 
 
 class Snapshot:
@@ -398,6 +489,7 @@ class Snapshot:
         self.materials = materials
         self.spectra = spectra
         self._structures: dict[str, Structure] = {}
+        self._site_spectra: pd.DataFrame | None = None
 
     @property
     def snapshot_id(self) -> str:
@@ -440,6 +532,36 @@ class Snapshot:
         if edge is not None:
             mask &= self.spectra["edge"] == edge
         return self.spectra.loc[mask]
+
+    def site_spectra(self) -> pd.DataFrame | None:
+        """The per-site spectra supplement (:data:`SITE_SPECTRA_COLUMNS`; ``energy``/``mu`` as
+        numpy arrays), or ``None`` when the snapshot has none. Read once, then cached; its
+        checksum was verified with the snapshot.
+
+        Raises:
+            SnapshotError: The file cannot be read or lacks columns.
+        """
+        if SITE_SPECTRA_FILE not in (self.manifest.get("supplements") or {}):
+            return None
+        if self._site_spectra is None:
+            target = self.path / SITE_SPECTRA_FILE
+            try:
+                frame = pq.read_table(target).to_pandas()
+            except (OSError, pa.ArrowInvalid) as exc:
+                raise SnapshotError(f"{target}: cannot be read as Parquet ({exc})") from exc
+            missing = set(SITE_SPECTRA_COLUMNS) - set(frame.columns)
+            if missing:
+                raise SnapshotError(f"{target}: missing columns {sorted(missing)}")
+            frame["energy"] = frame["energy"].map(lambda v: np.asarray(v, dtype=float))
+            frame["mu"] = frame["mu"].map(lambda v: np.asarray(v, dtype=float))
+            self._site_spectra = frame
+        return self._site_spectra
+
+    @property
+    def site_spectra_sha256(self) -> str | None:
+        """SHA-256 of the per-site spectra supplement (for checkpoint metadata), or None."""
+        entry = (self.manifest.get("supplements") or {}).get(SITE_SPECTRA_FILE)
+        return None if entry is None else str(entry["sha256"])
 
     def label_available(self, name: str) -> bool:
         """Whether at least one material carries the label ``name``."""

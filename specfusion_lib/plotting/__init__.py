@@ -9,6 +9,7 @@
 * :mod:`specfusion_lib.plotting.inference`: notebooks 09–10 (Fig. 5b, S22–S25).
 * :mod:`specfusion_lib.plotting.measured`: notebooks 11–12 (Table 1, Fig. 5c,d, 6, S26–S31).
 * :mod:`specfusion_lib.plotting.xas_structure`: notebooks 13–14 (XAStruct forward and inverse).
+* :mod:`specfusion_lib.plotting.cgxas`: notebook 15 (CGXAS Fig. 2–5 analogues).
 * :mod:`specfusion_lib.plotting.figures_index`: the catalogue of every figure and
   ``figures/README.md``.
 """

@@ -72,6 +72,8 @@ _BUILTIN_MODELS = {
     "PXRDCrystalSystemNet": "specfusion_lib.models.pxrd_net",
     "FusedCrystalSystemNet": "specfusion_lib.models.pxrd_net",
     "XAStructHead": "specfusion_lib.xas_structure.forward",
+    "CGXASNet": "specfusion_lib.xas_structure.cgxas",
+    "EnergyCalibration": "specfusion_lib.xas_structure.calibration",
     "MNNDNet": "specfusion_lib.xas_structure.inverse",
     "NeighbourTypeNet": "specfusion_lib.xas_structure.inverse",
 }

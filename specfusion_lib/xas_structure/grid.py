@@ -56,6 +56,7 @@ __all__ = [
     "edge_energy",
     "edge_energies",
     "grid_window",
+    "to_grid_partial",
     "to_grid",
 ]
 
@@ -72,6 +73,8 @@ WINDOW_START_EV: dict[str, float] = {
 }
 #: Least fraction of the window the data must cover.
 MIN_GRID_COVERAGE = 0.9
+#: Least fraction of the window a measured spectrum must cover (:func:`to_grid_partial`).
+MIN_PARTIAL_COVERAGE = 0.6
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,42 @@ def to_grid(energy: np.ndarray, mu: np.ndarray, element: str, *, source: str | N
             f"({grid.energies[0]:.1f}-{grid.energies[-1]:.1f} eV); at least "
             f"{MIN_GRID_COVERAGE:.0%} is needed")
     return np.interp(grid.energies, x, np.asarray(norm.mu_norm, float))
+
+
+def to_grid_partial(energy: np.ndarray, mu: np.ndarray, element: str, *,
+                    source: str | None = None,
+                    min_coverage: float = MIN_PARTIAL_COVERAGE) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`to_grid`, for spectra that cover only part of the window (measured XANES
+    cut ~5 eV below and ~55 eV above the edge, as those of ``experiment.csv``).
+
+    Returns:
+        ``(mu, covered)``: normalised μ on the grid (points outside the data take the nearest
+        value, which keeps the edge search meaningful) and the boolean mask of grid points
+        inside the data (metrics and losses use only these), both shape ``(N_GRID_POINTS,)``.
+
+    Raises:
+        SpectrumError: The spectrum cannot be normalised, covers less than ``min_coverage``
+            of the window, or its edge (half-step crossing) is not inside the covered part.
+    """
+    grid = grid_window(element)
+    spectrum = XANESSpectrum(energy=np.asarray(energy, float), mu=np.asarray(mu, float),
+                             element=grid.element, edge="K", source=source)
+    norm = normalize_edge_step(spectrum)
+    x = np.asarray(norm.energy, float)
+    covered = (grid.energies >= x[0]) & (grid.energies <= x[-1])
+    name = source or "spectrum"
+    if covered.mean() < min_coverage:
+        raise SpectrumError(
+            f"{name}: the data ({x[0]:.1f}-{x[-1]:.1f} eV) cover {covered.mean():.0%} of the "
+            f"{grid.element} K-edge grid ({grid.energies[0]:.1f}-{grid.energies[-1]:.1f} eV);"
+            f" at least {min_coverage:.0%} is needed")
+    gridded = np.interp(grid.energies, x, np.asarray(norm.mu_norm, float))
+    edge = edge_energy(gridded, grid.energies)
+    inside = grid.energies[covered]
+    if not np.isfinite(edge) or edge < inside[0] or edge > inside[-1]:
+        raise SpectrumError(f"{name}: no edge crossing inside the part of the {grid.element} "
+                            f"K-edge grid the data cover ({inside[0]:.1f}-{inside[-1]:.1f} eV)")
+    return gridded, covered
 
 
 def edge_energy(mu: np.ndarray, energies: np.ndarray) -> float:

@@ -34,13 +34,17 @@ PEARSON_GOOD = 0.9
 POOLED = "all"
 
 
-def spectrum_metrics(y_true: np.ndarray, y_pred: np.ndarray, energies: np.ndarray | Sequence
-                     ) -> pd.DataFrame:
+def spectrum_metrics(y_true: np.ndarray, y_pred: np.ndarray, energies: np.ndarray | Sequence,
+                     mask: np.ndarray | None = None) -> pd.DataFrame:
     """Per-spectrum metrics.
 
     Args:
         y_true, y_pred: Shape ``(m, n)``.
         energies: The grid, shape ``(n,)``, or one grid per row, shape ``(m, n)``.
+        mask: Grid points to score, boolean ``(m, n)`` (measured spectra that cover part of
+            the window, :func:`~.grid.to_grid_partial`); ``None``: every point. The edge
+            energies are found on the whole rows (the reference's uncovered points hold the
+            nearest measured value).
 
     Returns:
         Columns ``mae``, ``rse``, ``pearson``, ``edge_error_ev`` (one row per spectrum).
@@ -49,10 +53,12 @@ def spectrum_metrics(y_true: np.ndarray, y_pred: np.ndarray, energies: np.ndarra
     p = np.atleast_2d(np.asarray(y_pred, float))
     e = np.asarray(energies, float)
     grids = np.broadcast_to(e, y.shape) if e.ndim == 1 else e
-    mae = np.abs(y - p).mean(axis=1)
-    rse = ((y - p) ** 2).sum(axis=1) / np.maximum((y ** 2).sum(axis=1), 1e-12)
-    yc = y - y.mean(axis=1, keepdims=True)
-    pc = p - p.mean(axis=1, keepdims=True)
+    w = np.ones_like(y) if mask is None else np.asarray(mask, float).reshape(y.shape)
+    count = np.maximum(w.sum(axis=1), 1)
+    mae = (w * np.abs(y - p)).sum(axis=1) / count
+    rse = (w * (y - p) ** 2).sum(axis=1) / np.maximum((w * y ** 2).sum(axis=1), 1e-12)
+    yc = w * (y - ((w * y).sum(axis=1) / count)[:, None])
+    pc = w * (p - ((w * p).sum(axis=1) / count)[:, None])
     denom = np.sqrt((yc ** 2).sum(axis=1) * (pc ** 2).sum(axis=1))
     pearson = np.where(denom > 0, (yc * pc).sum(axis=1) / np.where(denom > 0, denom, 1), np.nan)
     edge_true = np.array([edge_energy(row, g) for row, g in zip(y, grids, strict=True)])
