@@ -333,3 +333,19 @@ def test_calibrate_names_a_spectrum_without_its_structure(tmp_path: Path) -> Non
     (tmp_path / "m" / "NiO.cif").unlink()
     with pytest.raises(InputFileError, match=r"NiO\.csv: no structure NiO\.cif"):
         read_measured_pairs(tmp_path / "m")
+
+
+def test_calibrated_snapshot_replaces_tm_spectra_with_the_models(tmp_path: Path) -> None:
+    from specfusion_lib.xas_structure.calibrated_data import calibrated_snapshot
+
+    snapshot = load_snapshot(FIXTURE)
+    torch.manual_seed(0)
+    fitted = cal.Calibrated(CGXASNet(hidden=8, n_conv=1, decoder_depth=1), None, "test")
+    derived = load_snapshot(calibrated_snapshot(snapshot, fitted, tmp_path / "derived"))
+    assert derived.manifest["derived_from"] == snapshot.snapshot_id
+    assert len(derived.materials) == len(snapshot.materials)
+    assert set(derived.spectra["source"]) == {"cgxas:calibrated"}
+    row = derived.spectra.iloc[0]
+    np.testing.assert_allclose(row["energy"], grid_window(row["element"]).energies)
+    assert derived.materials["crystal_system"].tolist() == \
+        snapshot.materials["crystal_system"].tolist()

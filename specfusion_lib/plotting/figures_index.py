@@ -413,6 +413,9 @@ CATALOGUE: tuple[FigureEntry, ...] = (
     FigureEntry("figCGXAS_5b_edge_error", "CGXAS Fig. 5b", "15_cgxas_transfer",
                 "Edge-energy error before/after calibration, leave one compound out",
                 "~4 eV → ~1.8 eV"),
+    FigureEntry("figCGXAS_calibrated_training", "", "15_cgxas_transfer",
+                "Oxidation state / CN on measured spectra: models trained on calibrated vs "
+                "FEFF10 spectra, development and scoring halves"),
     FigureEntry("figCGXAS_5c_calibrated_examples", "CGXAS Fig. 5c–h", "15_cgxas_transfer",
                 "Measured vs predicted spectra before and after calibration (held out)"),
 )

@@ -30,7 +30,13 @@ from specfusion_lib.data.snapshot import (
     load_snapshot,
     write_snapshot,
 )
-from specfusion_lib.xas_structure.calibration import Calibrated, fit_calibration, measured_set
+from specfusion_lib.xas_structure.calibration import (
+    VARIANTS,
+    Calibrated,
+    choose_variant,
+    fit_calibration,
+    measured_set,
+)
 from specfusion_lib.xas_structure.cgxas import (
     CGXASNet,
     average_targets,
@@ -39,9 +45,16 @@ from specfusion_lib.xas_structure.cgxas import (
 )
 from specfusion_lib.xas_structure.grid import N_GRID_POINTS, grid_window
 
-__all__ = ["CalibratedTraining", "calibrated_snapshot", "calibrated_training_study"]
+__all__ = ["CALIBRATED", "FEFF_TRAINED", "CalibratedTraining", "calibrated_snapshot",
+           "calibrated_training_study", "feff_training_scores"]
 
 logger = logging.getLogger(__name__)
+
+#: ``variant`` of the score rows: models trained on calibrated / on FEFF10 spectra.
+CALIBRATED = "calibrated spectra"
+FEFF_TRAINED = "FEFF10 spectra"
+#: The tasks compared.
+TASKS = ("oxidation_state", "coordination_number")
 
 
 def _material_records(snapshot) -> list[MaterialRecord]:
@@ -98,6 +111,8 @@ class CalibratedTraining:
     Attributes:
         snapshot: The derived snapshot (calibrated spectra).
         development: Measured records the calibration was fitted on.
+        variant: The calibration variant used.
+        inner_scores: Mean inner edge-energy error per variant (when it was chosen).
         structural: Score table (:func:`~specfusion_lib.measured.scores.structural_scores`)
             of the models trained on the calibrated spectra; ``variant`` is
             ``"calibrated spectra"``.
@@ -106,13 +121,15 @@ class CalibratedTraining:
 
     snapshot: object
     development: list[str]
+    variant: str
+    inner_scores: dict[str, float]
     structural: pd.DataFrame
     compared: pd.DataFrame
 
 
 def calibrated_training_study(snapshot, records, halves, model: CGXASNet, profile,
                               checkpoint_dir: str | os.PathLike[str], *,
-                              variant: str = "d_everything", seed: int = 0,
+                              variant: str | None = None, seed: int = 0,
                               out: str | os.PathLike[str] = "build/cgxas/calibrated_snapshot",
                               calibration_settings=None) -> CalibratedTraining:
     """Calibrate on the development half, train notebook 11's oxidation-state and CN models
@@ -125,7 +142,9 @@ def calibrated_training_study(snapshot, records, halves, model: CGXASNet, profil
         model: The pretrained universal model.
         profile: Training profile of the notebook-11 models.
         checkpoint_dir: Where their checkpoints go.
-        variant: Calibration variant.
+        variant: Calibration variant; ``None``: chosen by grouped cross-validation over the
+            development half's compounds (mean edge-energy error), as the nested protocol
+            chooses it.
         seed: Calibration seed.
         out: Folder of the derived snapshot.
         calibration_settings: :class:`~.calibration.CalibrationSettings` (default values).
@@ -138,16 +157,37 @@ def calibrated_training_study(snapshot, records, halves, model: CGXASNet, profil
 
     development = [r for r in records if r.reduced_formula in set(halves.development)]
     data = measured_set(development, snapshot, match_measured(development, snapshot))
-    fitted = fit_calibration(model, data, variant,
-                             settings=calibration_settings or CalibrationSettings(), seed=seed)
-    logger.info("calibrated on %d development-half spectra (%s)", len(data), variant)
+    settings = calibration_settings or CalibrationSettings()
+    scores: dict[str, float] = {}
+    if variant is None:
+        variant, scores = choose_variant(model, data, VARIANTS, settings, seed)
+    fitted = fit_calibration(model, data, variant, settings=settings, seed=seed)
+    logger.info("calibrated on %d development-half spectra (%s; inner edge errors %s)",
+                len(data), variant, {k: round(v, 2) for k, v in scores.items()})
     path = calibrated_snapshot(snapshot, fitted, out)
     derived = load_snapshot(path)
     features = build_features(derived)
     study = measured_study.run_measured_validation(
         derived, records, features, profile, checkpoint_dir,
-        tasks=("oxidation_state", "coordination_number"), variants=("baseline",))
-    compared = study.compared.assign(variant="calibrated spectra")
+        tasks=TASKS, variants=("baseline",))
+    compared = study.compared.assign(variant=CALIBRATED)
     structural = structural_scores(compared, derived, halves,
                                    exclude_formulas=list(study.holdout.formulas))
-    return CalibratedTraining(derived, [str(k) for k in data.key], structural, compared)
+    return CalibratedTraining(derived, [str(k) for k in data.key], variant, scores, structural,
+                              compared)
+
+
+def feff_training_scores(snapshot, records, halves, profile,
+                         checkpoint_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """The same score table for notebook 11's baseline models (trained on FEFF10 spectra;
+    finished checkpoints in ``checkpoint_dir/baseline`` are reused), ``variant`` =
+    :data:`FEFF_TRAINED`."""
+    from specfusion_lib.measured import study as measured_study
+    from specfusion_lib.measured.scores import structural_scores
+    from specfusion_lib.properties.features import build_features
+
+    study = measured_study.run_measured_validation(
+        snapshot, records, build_features(snapshot), profile, checkpoint_dir, tasks=TASKS,
+        variants=("baseline",))
+    return structural_scores(study.compared.assign(variant=FEFF_TRAINED), snapshot, halves,
+                             exclude_formulas=list(study.holdout.formulas))
