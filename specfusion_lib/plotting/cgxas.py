@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from specfusion_lib.plotting.common import apply_style, message_panel
+from specfusion_lib.plotting.common import apply_style, axes_or_new, message_panel
 
 __all__ = [
     "plot_calibration_examples",
@@ -28,21 +28,13 @@ __all__ = [
 ]
 
 
-def _axes(ax: plt.Axes | None, figsize: tuple[float, float]) -> tuple[Figure, plt.Axes]:
-    apply_style()
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
-        return fig, ax
-    return ax.figure, ax
-
-
 def plot_loss_curves(history: pd.DataFrame, *, ax: plt.Axes | None = None) -> Figure:
     """Training and validation RSE per epoch (CGXAS Fig. 2a).
 
     Args:
         history: Columns ``epoch``, ``train_loss``, ``val_loss``.
     """
-    fig, ax = _axes(ax, (5, 3.2))
+    fig, ax = axes_or_new(ax, (5, 3.2))
     if history.empty:
         message_panel(ax, "no training history")
         return fig
@@ -60,7 +52,7 @@ def plot_error_distribution(per_spectrum: pd.DataFrame, models: Sequence[str], *
                             metric: str = "rse", ax: plt.Axes | None = None) -> Figure:
     """Histogram of a per-spectrum metric of the test spectra, one outline per model
     (CGXAS Fig. 2b)."""
-    fig, ax = _axes(ax, (5, 3.2))
+    fig, ax = axes_or_new(ax, (5, 3.2))
     values = [per_spectrum.loc[per_spectrum["model"] == m, metric].dropna() for m in models]
     if not any(len(v) for v in values):
         message_panel(ax, "no test spectra")
@@ -82,7 +74,7 @@ def plot_tsne(xy: np.ndarray, labels: Sequence[str], *, title: str = "", max_lab
               ax: plt.Axes | None = None) -> Figure:
     """2-D embedding coloured by category; the ``max_labels`` most frequent get their own
     colour, the rest are grey ("other") (CGXAS Fig. 3b,c)."""
-    fig, ax = _axes(ax, (5.2, 4.2))
+    fig, ax = axes_or_new(ax, (5.2, 4.2))
     if len(xy) == 0:
         message_panel(ax, "no sites")
         return fig
@@ -108,7 +100,7 @@ def plot_measured_among_simulated(simulated_xy: np.ndarray, measured_xy: np.ndar
                                   ax: plt.Axes | None = None) -> Figure:
     """Predicted spectra of the snapshot (dots) and of the measured compounds (stars) in one
     t-SNE map (CGXAS Fig. 4)."""
-    fig, ax = _axes(ax, (5, 4))
+    fig, ax = axes_or_new(ax, (5, 4))
     if len(simulated_xy) == 0:
         message_panel(ax, "no spectra")
         return fig
@@ -131,7 +123,7 @@ def plot_edge_error_by_variant(summary: pd.DataFrame, *, reference: tuple[float,
                                = None, ax: plt.Axes | None = None) -> Figure:
     """Mean edge-energy error per calibration variant, pooled and per element (CGXAS
     Fig. 5b); ``reference`` = the paper's (before, after) values, drawn as lines."""
-    fig, ax = _axes(ax, (8, 3.4))
+    fig, ax = axes_or_new(ax, (8, 3.4))
     if summary.empty:
         message_panel(ax, "no measured spectra")
         return fig

@@ -25,6 +25,7 @@ from specfusion_lib.core.atomic import atomic_write, atomic_write_text  # noqa: 
 from specfusion_lib.core.errors import ConfigurationError  # noqa: E402
 
 __all__ = [
+    "axes_or_new",
     "STYLE",
     "apply_style",
     "save_figure",
@@ -47,6 +48,16 @@ STYLE: dict[str, object] = {
 }
 
 NOT_AVAILABLE = "not available in this snapshot"
+
+
+def axes_or_new(ax: plt.Axes | None, figsize: tuple[float, float]) -> tuple[Figure, plt.Axes]:
+    """``(figure, ax)``: the given axes' figure, or a new figure of ``figsize`` with one axes
+    (the package style applied either way)."""
+    apply_style()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+        return fig, ax
+    return ax.figure, ax
 
 
 def apply_style() -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from specfusion_lib.plotting.common import apply_style, message_panel
+from specfusion_lib.plotting.common import apply_style, axes_or_new, message_panel
 
 __all__ = [
     "plot_cn_confusion",
@@ -23,14 +23,6 @@ __all__ = [
     "plot_metric_by_element",
     "plot_mnnd_parity",
 ]
-
-
-def _axes(ax: plt.Axes | None, figsize: tuple[float, float]) -> tuple[Figure, plt.Axes]:
-    apply_style()
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
-        return fig, ax
-    return ax.figure, ax
 
 
 def plot_forward_examples(energies: dict[str, np.ndarray], examples: pd.DataFrame,
@@ -91,7 +83,7 @@ def plot_metric_by_element(summary: pd.DataFrame, metric: str = "mae", *,
         reference: A paper value drawn as a horizontal line.
         reference_label: Its label.
     """
-    fig, ax = _axes(ax, (11, 3.6))
+    fig, ax = axes_or_new(ax, (11, 3.6))
     if summary.empty:
         message_panel(ax, "no results")
         return fig
@@ -151,7 +143,7 @@ def plot_cn_confusion(predictions: pd.DataFrame, elements: Sequence[str], *,
 def plot_mnnd_parity(predictions: pd.DataFrame, *, models: Sequence[str],
                      ax: plt.Axes | None = None) -> Figure:
     """Predicted against true MNND (Å) per model, with each model's MAE and slope."""
-    fig, ax = _axes(ax, (4.2, 4.0))
+    fig, ax = axes_or_new(ax, (4.2, 4.0))
     if predictions.empty:
         message_panel(ax, "no MNND predictions")
         return fig

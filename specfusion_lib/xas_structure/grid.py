@@ -118,6 +118,26 @@ def grid_window(element: str) -> AbsoluteGrid:
     return AbsoluteGrid(symbol, e_k, start, energies)
 
 
+def _normalised_on_grid(energy: np.ndarray, mu: np.ndarray, element: str,
+                        source: str | None, min_coverage: float
+                        ) -> tuple[AbsoluteGrid, np.ndarray, np.ndarray]:
+    """Normalise (Athena/larch convention), check the coverage of the element's window and
+    interpolate: ``(grid, μ on the grid, covered mask)``."""
+    grid = grid_window(element)
+    spectrum = XANESSpectrum(energy=np.asarray(energy, float), mu=np.asarray(mu, float),
+                             element=grid.element, edge="K", source=source)
+    norm = normalize_edge_step(spectrum)
+    x = np.asarray(norm.energy, float)
+    covered = (grid.energies >= x[0]) & (grid.energies <= x[-1])
+    if covered.mean() < min_coverage:
+        raise SpectrumError(
+            f"{source or 'spectrum'}: the data ({x[0]:.1f}-{x[-1]:.1f} eV) cover "
+            f"{covered.mean():.0%} of the {grid.element} K-edge grid "
+            f"({grid.energies[0]:.1f}-{grid.energies[-1]:.1f} eV); at least "
+            f"{min_coverage:.0%} is needed")
+    return grid, np.interp(grid.energies, x, np.asarray(norm.mu_norm, float)), covered
+
+
 def to_grid(energy: np.ndarray, mu: np.ndarray, element: str, *, source: str | None = None
             ) -> np.ndarray:
     """Edge-normalised μ of a spectrum on the element's absolute grid.
@@ -135,20 +155,7 @@ def to_grid(energy: np.ndarray, mu: np.ndarray, element: str, *, source: str | N
         SpectrumError: The spectrum cannot be normalised, or covers less than
             :data:`MIN_GRID_COVERAGE` of the window.
     """
-    grid = grid_window(element)
-    spectrum = XANESSpectrum(energy=np.asarray(energy, float), mu=np.asarray(mu, float),
-                             element=grid.element, edge="K", source=source)
-    norm = normalize_edge_step(spectrum)
-    x = np.asarray(norm.energy, float)
-    inside = (grid.energies >= x[0]) & (grid.energies <= x[-1])
-    coverage = float(inside.mean())
-    if coverage < MIN_GRID_COVERAGE:
-        raise SpectrumError(
-            f"{source or 'spectrum'}: the data ({x[0]:.1f}-{x[-1]:.1f} eV) cover "
-            f"{coverage:.0%} of the {grid.element} K-edge grid "
-            f"({grid.energies[0]:.1f}-{grid.energies[-1]:.1f} eV); at least "
-            f"{MIN_GRID_COVERAGE:.0%} is needed")
-    return np.interp(grid.energies, x, np.asarray(norm.mu_norm, float))
+    return _normalised_on_grid(energy, mu, element, source, MIN_GRID_COVERAGE)[1]
 
 
 def to_grid_partial(energy: np.ndarray, mu: np.ndarray, element: str, *,
@@ -166,24 +173,13 @@ def to_grid_partial(energy: np.ndarray, mu: np.ndarray, element: str, *,
         SpectrumError: The spectrum cannot be normalised, covers less than ``min_coverage``
             of the window, or its edge (half-step crossing) is not inside the covered part.
     """
-    grid = grid_window(element)
-    spectrum = XANESSpectrum(energy=np.asarray(energy, float), mu=np.asarray(mu, float),
-                             element=grid.element, edge="K", source=source)
-    norm = normalize_edge_step(spectrum)
-    x = np.asarray(norm.energy, float)
-    covered = (grid.energies >= x[0]) & (grid.energies <= x[-1])
-    name = source or "spectrum"
-    if covered.mean() < min_coverage:
-        raise SpectrumError(
-            f"{name}: the data ({x[0]:.1f}-{x[-1]:.1f} eV) cover {covered.mean():.0%} of the "
-            f"{grid.element} K-edge grid ({grid.energies[0]:.1f}-{grid.energies[-1]:.1f} eV);"
-            f" at least {min_coverage:.0%} is needed")
-    gridded = np.interp(grid.energies, x, np.asarray(norm.mu_norm, float))
+    grid, gridded, covered = _normalised_on_grid(energy, mu, element, source, min_coverage)
     edge = edge_energy(gridded, grid.energies)
     inside = grid.energies[covered]
     if not np.isfinite(edge) or edge < inside[0] or edge > inside[-1]:
-        raise SpectrumError(f"{name}: no edge crossing inside the part of the {grid.element} "
-                            f"K-edge grid the data cover ({inside[0]:.1f}-{inside[-1]:.1f} eV)")
+        raise SpectrumError(f"{source or 'spectrum'}: no edge crossing inside the part of the "
+                            f"{grid.element} K-edge grid the data cover "
+                            f"({inside[0]:.1f}-{inside[-1]:.1f} eV)")
     return gridded, covered
 
 
