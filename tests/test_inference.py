@@ -470,9 +470,12 @@ def test_wilson_interval_and_accuracy_table() -> None:
     assert 0.44 < lo < 0.8 < hi < 0.97
     assert all(math.isnan(v) for v in wilson_interval(0, 0))
     table = pd.DataFrame({"nelements": [2, 2, 3, 3, 3], "correct": [1, 0, 1, 1, 0],
+                          "top3_correct": [1, 1, 1, 1, 0],
                           "formula_correct": [1, 1, 1, 1, 0],
                           "system_correct": [1, 0, 1, 1, 1]}).astype({"correct": bool})
     acc = accuracy_by_nelements({"v": table}).set_index("group")
+    assert acc.loc["binary", "top3_accuracy"] == 1.0 and acc.loc["all", "top3_correct"] == 4
+    assert acc.loc["all", "top3_ci_low"] < 0.8 < acc.loc["all", "top3_ci_high"]
     assert acc.loc["binary", "top1_accuracy"] == 0.5 and acc.loc["binary", "n"] == 2
     assert acc.loc["ternary", "correct"] == 2 and acc.loc["all", "n"] == 5
     assert acc.loc["ternary", "system_accuracy"] == 1.0
@@ -504,6 +507,15 @@ def test_benchmark_removes_each_target(fixture_snapshot, database) -> None:
     # the only hexagonal AB structure is ZnO itself: removed, so nothing is found
     assert not result.loc["fx-ZnO", "correct"]
     assert result.loc["fx-ZnO", "note"].startswith("no template")
+    assert result.loc["fx-NiO", "top3_correct"] and not result.loc["fx-ZnO", "top3_correct"]
+    assert (result["n_templates_removed"] >= 1).all()
+    # with the rocksalt family (NiO, MnO, MnS) removed as a whole, no rocksalt template is left
+    families = {m: "rocksalt" if m in {"fx-NiO", "fx-MnO", "fx-MnS"} else m
+                for m in fixture_snapshot.materials["material_id"]}
+    strict = run_benchmark(fixture_snapshot, compounds.iloc[:1], pd.DataFrame(), database,
+                           oracle=True, families=families,
+                           settings=SearchSettings(n_screen=3, n_validate=0)).iloc[0]
+    assert strict["n_templates_removed"] == 3 and not strict["correct"]
 
 
 def test_choose_compound_says_when_it_uses_a_stand_in(fixture_snapshot) -> None:

@@ -311,6 +311,24 @@ class TemplateDatabase:
         row = rows.iloc[0]
         return self.without([material_id], [(row["formula"], row["crystal_system"])])
 
+    def without_family(self, material_id: str, families: Mapping[str, str]) -> TemplateDatabase:
+        """A copy without a target's whole structure family (every entry whose family in
+        ``families`` is the target's) and, as :meth:`without_target`, every entry with its
+        reduced formula and crystal system: the stricter variant of notebook 09.
+
+        Raises:
+            SnapshotError: The target is not an entry, or ``families`` does not know it.
+        """
+        rows = self.table[self.table["material_id"] == str(material_id)]
+        if rows.empty:
+            raise SnapshotError(f"{self.name}: no entry {material_id!r}")
+        family = families.get(str(material_id))
+        if family is None:
+            raise SnapshotError(f"{self.name}: no structure family for {material_id!r}")
+        members = [m for m in self.table["material_id"] if families.get(str(m)) == family]
+        row = rows.iloc[0]
+        return self.without(members, [(row["formula"], row["crystal_system"])])
+
     # ------------------------------------------------------------------ per-template data
 
     def structure(self, material_id: str) -> Structure:
