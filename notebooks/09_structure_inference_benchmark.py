@@ -25,7 +25,7 @@
 #
 # The pipeline itself (`specfusion_lib/inference/`): `formulas.py` (charge-balanced formulas, SI §S2.1), `templates.py` (retrieval and ranking, §S2.2, §S2.4), `candidates.py` (substitution, CHGNet, R_PXRD, FEFF XANES similarity, §S2.3), `search.py` (all stages in one call).
 #
-# **Protocol.** Benchmark compounds: the test part of the per-TM oxidation-state model (notebook 04's checkpoints are reused). Their CN comes from the CN model where it held the compound out as well, and is left unconstrained otherwise. The crystal system comes from a PXRD classifier trained here with a split whose test part is exactly these compounds, so no model saw a compound it predicts. **Each target's own entry, and every entry with its reduced formula and crystal system, is removed from the template database before its search** (otherwise the search only finds the compound itself). A stricter variant removes the target's **whole structure family** (`data/families.py`: the demo's substitution siblings of one prototype), so no template is the answer with other element names; both are reported, top-1 and top-3 (the true formula and system among the first three distinct answers), with Wilson 95 % intervals. The input pattern is the compound's simulated PXRD.
+# **Protocol.** Benchmark compounds: the test part of the per-TM oxidation-state model (notebook 04's checkpoints are reused). Their CN comes from the CN model where it held the compound out as well, and is left unconstrained otherwise. The crystal system comes from a PXRD classifier trained here with a split whose test part is exactly these compounds, so no model saw a compound it predicts. **Each target's own entry, and every entry with its reduced formula and crystal system, is removed from the template database before its search** (otherwise the search only finds the compound itself). **Predicted inputs are probabilities, not hard constraints**: every oxidation state of a TM with a model probability of at least 0.1 (at most three) is enumerated, the template matches are ordered by prior (product of the state probabilities and the crystal-system probability; the best template of every hypothesis first), and the screened candidates are ranked by R_PXRD − 0.1·ln(prior / best prior), the pattern agreement read as a likelihood times the prior (`inference/search.py`). A stricter variant removes the target's **whole structure family** (`data/families.py`: the demo's substitution siblings of one prototype), so no template is the answer with other element names; both are reported, top-1 and top-3 (the true formula and system among the first three distinct answers), with Wilson 95 % intervals. The input pattern is the compound's simulated PXRD.
 #
 # **What runs in each profile.** The top-1 needs formula enumeration, template retrieval and a PXRD screen of the ten best unrelaxed candidates (~1 s per compound); this runs for every compound. The full validation (CHGNet relaxation and FEFF10 XANES of two candidates, ~1 min per compound) runs for 2 compounds in `quick`, 10 in `paper` and none in `smoke`. The same search with the *true* oxidation states, CNs and crystal system ("true inputs") shows how much of the error comes from the predictions.
 
@@ -67,7 +67,7 @@ element_runs = task_runs.run_tasks(snapshot, task_runs.ELEMENT_TASKS, settings,
                                     features=features, checkpoint_dir=checkpoint_dir,
                                     progress=show_progress,
                                     augment=task_runs.element_augment(snapshot))  # as 04
-compounds = benchmark.held_out_compounds(snapshot, element_runs)
+compounds = benchmark.held_out_compounds(snapshot, element_runs, features=features)
 print(f'{len(compounds)} held-out compounds; all TM labels predicted right for '
       f'{int(compounds["labels_correct"].sum())}')
 compounds[['material_id', 'formula', 'nelements', 'crystal_system', 'oxidation_states',
@@ -94,10 +94,11 @@ search_settings = SearchSettings(n_screen=10, n_validate=0)
 results = {
     'predicted inputs': benchmark.run_benchmark(
         snapshot, compounds, probabilities, database, settings=search_settings,
-        progress=show_progress),
+        use_probabilities=True, progress=show_progress),
     'predicted inputs, family removed': benchmark.run_benchmark(
         snapshot, compounds, probabilities, database, settings=search_settings,
-        families=snapshot_families(snapshot), progress=show_progress),
+        families=snapshot_families(snapshot), use_probabilities=True,
+        progress=show_progress),
     'true inputs': benchmark.run_benchmark(
         snapshot, compounds, probabilities, database, settings=search_settings,
         oracle=True, progress=show_progress),

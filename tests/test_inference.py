@@ -530,3 +530,24 @@ def test_choose_compound_says_when_it_uses_a_stand_in(fixture_snapshot) -> None:
     assert other.material_id == "fx-SrTiO3"
     none = choose_compound(fixture_snapshot, "Ca2MnAlO5", fallback=False)
     assert none.material_id is None and "not in this snapshot" in none.note
+
+
+def test_search_over_probabilities_recovers_a_wrong_argmax(database) -> None:
+    from specfusion_lib.inference.search import plausible_states
+
+    assert plausible_states({3: 0.55, 2: 0.4, 4: 0.05}, min_probability=0.1,
+                            max_hypotheses=3) == [3, 2]
+    assert plausible_states({4: 0.02, 3: 0.01}, min_probability=0.1, max_hypotheses=3) == [4]
+    target = database.structure("fx-NiO")
+    settings = SearchSettings(n_screen=10, n_validate=0)
+    args = (["Ni", "O"], {"Ni": 3}, {}, {"cubic": 1.0}, database.without_target("fx-NiO"))
+    hard = infer_structure(*args, pxrd=simulate_pattern(target), settings=settings)
+    assert "NiO" not in hard.enumeration.formulas  # the argmax Ni3+ rules NiO out
+    soft = infer_structure(*args, pxrd=simulate_pattern(target), settings=settings,
+                           oxidation_state_probabilities={"Ni": {3: 0.55, 2: 0.4, 4: 0.05}})
+    assert set(soft.enumeration.formulas) >= {"NiO", "Ni2O3"}
+    assert soft.top["formula"] == "NiO"  # the pattern outweighs a 0.55 / 0.40 prior
+    hyp = soft.inputs.hypotheses()
+    ni = hyp[hyp["kind"] == "oxidation state"].set_index("value")
+    assert ni.loc[2, "searched"] and not ni.loc[4, "searched"]
+    assert soft.retrieval.table["prior"].notna().all()

@@ -61,6 +61,7 @@ def _cmd_infer_structure(args: argparse.Namespace) -> int:
     spectra = assign_spectra(args.xanes, elements, edge=args.edge)
     overrides = _states(args.oxidation_state)
     oxidation: dict[str, Any] = {}
+    ox_probabilities: dict[str, dict[int, float]] = {}
     coordination: dict[str, int] = {}
     tms = [el for el in elements if el in TRANSITION_METALS]
     if tms and not set(tms) <= set(overrides):
@@ -71,6 +72,9 @@ def _cmd_infer_structure(args: argparse.Namespace) -> int:
             value = int(round(float(r.prediction)))
             if r.task == "oxidation_state":
                 oxidation[r.element] = value
+                if isinstance(r.probabilities, dict) and r.element not in overrides:
+                    ox_probabilities[r.element] = {int(round(float(k))): float(v)
+                                                   for k, v in r.probabilities.items()}
             else:
                 coordination[r.element] = value
     oxidation.update(overrides)
@@ -88,7 +92,8 @@ def _cmd_infer_structure(args: argparse.Namespace) -> int:
         probabilities = cs_predictor.predict_proba(pattern).iloc[0].to_dict()
     database = TemplateDatabase.from_snapshot(open_snapshot(args.data))
     settings = SearchSettings(n_validate=args.n_candidates, simulate_xanes=not args.no_feff,
-                              progress=True)
+                              min_probability=args.min_probability,
+                              max_hypotheses=args.top_k, progress=True)
     if args.mp:
         enumeration = enumerate_formulas(elements, oxidation)
         systems = [s for s, _ in crystal_system_order(
@@ -104,7 +109,13 @@ def _cmd_infer_structure(args: argparse.Namespace) -> int:
     result = infer_structure(elements, oxidation, coordination, probabilities, database,
                              pxrd=pattern, xanes=spectra, settings=settings,
                              xanes_simulator=FeffXanesSimulator(workers=args.workers,
-                                                                progress=True))
+                                                                progress=True),
+                             oxidation_state_probabilities=ox_probabilities)
+    hypotheses = result.inputs.hypotheses()
+    if not hypotheses.empty:
+        print("# hypotheses weighed (searched: oxidation states above --min-probability, at "
+              "most --top-k per element; crystal systems as the retrieval settings allow)")
+        print(hypotheses.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     summary = write_candidates(result, args.out)
     shown = pd.read_csv(summary).head(args.show)
     columns = ["final_rank", "stage", "formula", "crystal_system", "template_formula",
@@ -146,6 +157,11 @@ def add_infer_structure_parser(commands: Any) -> argparse.ArgumentParser:
                      help="output folder for CIF files and tables")
     cmd.add_argument("--n-candidates", type=int, default=4,
                      help="candidates relaxed and simulated (FEFF: 5-30 s per spectrum)")
+    cmd.add_argument("--top-k", type=int, default=3,
+                     help="most oxidation states searched per TM (default 3)")
+    cmd.add_argument("--min-probability", type=float, default=0.1,
+                     help="least model probability of a searched oxidation state (default "
+                          "0.1; the most probable state is always searched)")
     cmd.add_argument("--oxidation-state", action="append", metavar="El=N",
                      help="use a known oxidation state instead of the prediction (repeatable)")
     cmd.add_argument("--crystal-system", default=None,

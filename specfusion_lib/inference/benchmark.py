@@ -115,7 +115,39 @@ def _class_int(value: Any) -> int:
     return int(round(float(value)))
 
 
-def held_out_compounds(snapshot: Snapshot, element_runs: Mapping[str, Any]) -> pd.DataFrame:
+def class_probabilities(result: Any, features: Any, material_ids: Sequence[str]
+                        ) -> dict[str, dict[str, dict[int, float]]]:
+    """Per-TM class probabilities of an element-level classification run for some materials.
+
+    Args:
+        result: A :class:`~specfusion_lib.properties.train.TrainResult` (its model and
+            metadata).
+        features: The :class:`~specfusion_lib.properties.features.FeatureSet` it was trained
+            on (or one with the same inputs).
+        material_ids: Materials to predict.
+
+    Returns:
+        Material id → TM → {class as int: probability}; materials absent from ``features``
+        are left out.
+    """
+    from specfusion_lib.properties.train import predict
+
+    index = {m: i for i, m in enumerate(features.material_ids)}
+    rows = [index[m] for m in material_ids if m in index]
+    if not rows:
+        return {}
+    sub = features.subset(rows)
+    probs = predict(result.model, sub, result.metadata)
+    classes = [_class_int(c) for c in result.class_names]
+    out: dict[str, dict[str, dict[int, float]]] = {}
+    for k, mid in enumerate(sub.material_ids):
+        out[mid] = {el: {classes[c]: float(probs[k, e, c]) for c in range(len(classes))}
+                    for e, el in enumerate(sub.elements[k]) if sub.tm_mask[k, e]}
+    return out
+
+
+def held_out_compounds(snapshot: Snapshot, element_runs: Mapping[str, Any],
+                       features: Any = None) -> pd.DataFrame:
     """The benchmark compounds and their predicted TM labels (module docstring, step 1).
 
     The compounds are the test part of the oxidation-state model (first seed). The two
@@ -133,12 +165,14 @@ def held_out_compounds(snapshot: Snapshot, element_runs: Mapping[str, Any]) -> p
         ``crystal_system`` (true), ``oxidation_states`` / ``coordination_numbers``
         (predicted, element → int), ``cn_held_out`` (whether the CN model held the compound
         out), ``true_oxidation_states``, ``true_coordination_numbers``, ``labels_correct``
-        (every predicted TM label equals the true one). Empty when the oxidation-state model
-        is not available.
+        (every predicted TM label equals the true one) and, with ``features``,
+        ``oxidation_state_probabilities`` (TM → {state: probability}, the model's softmax).
+        Empty when the oxidation-state model is not available.
     """
     columns = ["material_id", "formula", "nelements", "elements", "crystal_system",
                "oxidation_states", "coordination_numbers", "cn_held_out",
-               "true_oxidation_states", "true_coordination_numbers", "labels_correct"]
+               "true_oxidation_states", "true_coordination_numbers", "labels_correct",
+               "oxidation_state_probabilities"]
     ox_run = element_runs.get("oxidation_state")
     if ox_run is None or ox_run.summary is None:
         return pd.DataFrame(columns=columns)
@@ -152,6 +186,7 @@ def held_out_compounds(snapshot: Snapshot, element_runs: Mapping[str, Any]) -> p
         cn_test = set(cn_result.split["test"])
         cn_pred = cn_result.predictions
     ox_pred = ox_result.predictions
+    ox_probs = class_probabilities(ox_result, features, test) if features is not None else {}
     m = snapshot.materials.set_index("material_id")
     rows = []
     for mid in test:
@@ -171,7 +206,8 @@ def held_out_compounds(snapshot: Snapshot, element_runs: Mapping[str, Any]) -> p
                      "crystal_system": row["crystal_system"], "oxidation_states": ox,
                      "coordination_numbers": cn, "cn_held_out": mid in cn_test,
                      "true_oxidation_states": true_ox, "true_coordination_numbers": true_cn,
-                     "labels_correct": bool(correct)})
+                     "labels_correct": bool(correct),
+                     "oxidation_state_probabilities": ox_probs.get(mid, {})})
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -307,6 +343,7 @@ def run_benchmark(
     settings: SearchSettings | None = None,
     oracle: bool = False,
     families: Mapping[str, str] | None = None,
+    use_probabilities: bool = False,
     progress: bool = False,
 ) -> pd.DataFrame:
     """Search every compound with its own entry removed from the templates (docstring).
@@ -321,6 +358,8 @@ def run_benchmark(
         oracle: Use the true oxidation states, CNs and crystal system instead.
         families: Material id → structure family: remove each target's whole family from
             the templates, not only its own entry and formula (the stricter variant).
+        use_probabilities: Search over the oxidation-state model's probabilities
+            (``oxidation_state_probabilities`` of ``compounds``) instead of its argmax.
         progress: Show a progress bar.
 
     Returns:
@@ -360,10 +399,15 @@ def run_benchmark(
         templates = (db.without_family(c.material_id, families) if families is not None
                      else db.without_target(c.material_id))
         row["n_templates_removed"] = len(db) - len(templates)
+        ox_probs = None
+        if use_probabilities and not oracle:
+            ox_probs = {el: p for el, p in (getattr(c, "oxidation_state_probabilities", None)
+                                            or {}).items() if el in TRANSITION_METALS}
         try:
             result = infer_structure(
                 c.elements, ox, cn, probs, templates,
-                pxrd=simulate_pattern(snapshot.structure(c.material_id)), settings=s)
+                pxrd=simulate_pattern(snapshot.structure(c.material_id)), settings=s,
+                oxidation_state_probabilities=ox_probs)
         except SpecfusionError as exc:
             row["note"] = f"{type(exc).__name__}: {exc}"[:200]
             logger.warning("benchmark: search for %s (%s) failed: %s", c.material_id,

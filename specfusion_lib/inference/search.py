@@ -81,6 +81,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "SearchInputs",
+    "plausible_states",
     "SearchResult",
     "SearchSettings",
     "infer_structure",
@@ -107,6 +108,13 @@ class SearchSettings:
             spectra are given.
         smoothing_deg: Gaussian FWHM (° 2θ) of the R_PXRD comparison.
         max_scale: Largest relative d-spacing rescaling of a candidate in R_PXRD.
+        min_probability: With oxidation-state probabilities, the states of a TM searched are
+            those with at least this probability (the most probable one always).
+        max_hypotheses: ... and at most this many per TM.
+        prior_weight: τ of the screen score ``R_PXRD − τ·ln(prior / best prior)``: the
+            PXRD agreement read as a likelihood ``exp(−R/τ)`` times the hypothesis prior
+            (fixed a priori at 0.1, the R_PXRD difference between a hypothesis and one ten
+            times less probable being 0.23; not tuned on the benchmark).
         progress: Show progress bars.
     """
 
@@ -119,6 +127,9 @@ class SearchSettings:
     simulate_xanes: bool = True
     smoothing_deg: float = R_PXRD_SMOOTHING_DEG
     max_scale: float = R_PXRD_MAX_SCALE
+    min_probability: float = 0.1
+    max_hypotheses: int = 3
+    prior_weight: float = 0.1
     progress: bool = False
 
 
@@ -133,6 +144,8 @@ class SearchInputs:
         crystal_system_probabilities: System → probability.
         pxrd: Input pattern, if any.
         xanes: Element → input spectrum.
+        oxidation_state_probabilities: TM → {state: probability} as given (empty: the
+            states of ``oxidation_states`` are hard constraints).
     """
 
     elements: tuple[str, ...]
@@ -141,6 +154,24 @@ class SearchInputs:
     crystal_system_probabilities: Mapping[str, float]
     pxrd: PXRDPattern | None
     xanes: Mapping[str, XANESSpectrum]
+    oxidation_state_probabilities: Mapping[str, Mapping[int, float]] = field(
+        default_factory=dict)
+
+    def hypotheses(self) -> pd.DataFrame:
+        """Every hypothesis the search weighs: ``kind`` (oxidation state of an element, or
+        crystal system), ``element``, ``value``, ``probability``, ``searched``."""
+        rows = []
+        for el, probs in self.oxidation_state_probabilities.items():
+            searched = set(_as_states(self.oxidation_states.get(el)))
+            for state, p in sorted(probs.items(), key=lambda kv: -kv[1]):
+                rows.append({"kind": "oxidation state", "element": el, "value": int(state),
+                             "probability": float(p), "searched": int(state) in searched})
+        for system, p in sorted(self.crystal_system_probabilities.items(),
+                                key=lambda kv: -kv[1]):
+            rows.append({"kind": "crystal system", "element": "", "value": system,
+                         "probability": float(p), "searched": None})
+        return pd.DataFrame(rows, columns=["kind", "element", "value", "probability",
+                                           "searched"])
 
 
 @dataclass(eq=False)
@@ -221,6 +252,48 @@ def _clean_inputs(elements: Sequence[str], oxidation_states: Mapping[str, Any] |
     return symbols, ox, cns, spectra
 
 
+def _as_states(value: Any) -> list[int]:
+    if value is None:
+        return []
+    if isinstance(value, (int, np.integer)):
+        return [int(value)]
+    return [int(v) for v in value]
+
+
+def plausible_states(probabilities: Mapping[int, float], *, min_probability: float,
+                     max_hypotheses: int) -> list[int]:
+    """States in decreasing probability with at least ``min_probability`` (the most probable
+    always), at most ``max_hypotheses``."""
+    ranked = sorted(probabilities.items(), key=lambda kv: (-kv[1], kv[0]))
+    keep = [int(s) for k, (s, p) in enumerate(ranked) if k == 0 or p >= min_probability]
+    return keep[:max(1, max_hypotheses)]
+
+
+def _apply_priors(retrieval: RetrievalResult,
+                  probabilities: Mapping[str, Mapping[int, float]]) -> RetrievalResult:
+    """Matches re-ordered for a search over oxidation-state hypotheses: each match's
+    ``hypothesis_prior`` (product over the TMs of the probability of its state) and ``prior``
+    (times the crystal-system probability); the best template of every (formula, system,
+    states) hypothesis first, by prior, then the second of each, and so on, so the PXRD screen
+    sees every plausible hypothesis before a second template of any."""
+    table = retrieval.table.copy()
+    if table.empty:
+        return RetrievalResult(table.assign(hypothesis_prior=[], prior=[]),
+                               retrieval.crystal_systems, retrieval.n_formulas,
+                               retrieval.database)
+    table["hypothesis_prior"] = [
+        float(np.prod([probabilities[el].get(int(v), 0.0) for el, v in val.items()
+                       if el in probabilities])) for val in table["valences"]]
+    table["prior"] = table["system_probability"] * table["hypothesis_prior"]
+    table["_round"] = table.groupby(["formula", "crystal_system", "oxidation_states"],
+                                    sort=False).cumcount()
+    table = table.sort_values(["_round", "prior", "rank"], ascending=[True, False, True],
+                              kind="stable").drop(columns="_round").reset_index(drop=True)
+    table["rank"] = np.arange(1, len(table) + 1)
+    return RetrievalResult(table, retrieval.crystal_systems, retrieval.n_formulas,
+                           retrieval.database)
+
+
 def _build_candidates(retrieval: RetrievalResult, database: TemplateDatabase,
                       n: int) -> dict[str, Candidate]:
     out: dict[str, Candidate] = {}
@@ -294,6 +367,7 @@ def infer_structure(
     settings: SearchSettings | None = None,
     relaxer: Relaxer | None = None,
     xanes_simulator: XanesSimulator | None = None,
+    oxidation_state_probabilities: Mapping[str, Mapping[int, float]] | None = None,
 ) -> SearchResult:
     """Run the whole search (module docstring).
 
@@ -312,6 +386,12 @@ def infer_structure(
             created only when needed.
         xanes_simulator: ``({id: structure}, elements)`` → ``{(id, element): spectrum}``;
             default :class:`~specfusion_lib.inference.candidates.FeffXanesSimulator`.
+        oxidation_state_probabilities: TM → {state: probability} of the oxidation-state
+            model. Given, the search enumerates every plausible state of each TM
+            (:func:`plausible_states`) instead of one, orders the template matches by prior
+            (:func:`_apply_priors`) and ranks the screened candidates by
+            ``R_PXRD − τ·ln(prior / best prior)`` (``settings.prior_weight``); the states in
+            ``oxidation_states`` are then ignored for those TMs.
 
     Returns:
         A :class:`SearchResult`.
@@ -327,7 +407,17 @@ def infer_structure(
                                               coordination_numbers, xanes)
     probs = ({crystal_system_probabilities: 1.0} if isinstance(crystal_system_probabilities, str)
              else {str(k): float(v) for k, v in crystal_system_probabilities.items()})
-    inputs = SearchInputs(symbols, ox, cns, probs, pxrd, spectra)
+    ox_probs = {normalize_symbol(el): {int(k): float(v) for k, v in p.items()}
+                for el, p in (oxidation_state_probabilities or {}).items() if p}
+    unknown = set(ox_probs) - set(symbols)
+    if unknown:
+        raise ConfigurationError(f"oxidation-state probabilities given for "
+                                 f"{' '.join(sorted(unknown))}, not among the elements "
+                                 f"{' '.join(symbols)}")
+    for el, p in ox_probs.items():
+        ox[el] = plausible_states(p, min_probability=s.min_probability,
+                                  max_hypotheses=s.max_hypotheses)
+    inputs = SearchInputs(symbols, ox, cns, probs, pxrd, spectra, ox_probs)
     timings: dict[str, float] = {}
     logger.debug("structure search for %s: PXRD %s, XANES of %s", "-".join(symbols),
                 "given" if pxrd is not None else "not given", ", ".join(spectra) or "none")
@@ -337,6 +427,8 @@ def infer_structure(
     timings["formulas"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     retrieval = retrieve_templates(enumeration, database, probs, cns, s.retrieval)
+    if ox_probs:
+        retrieval = _apply_priors(retrieval, ox_probs)
     timings["templates"] = time.perf_counter() - t0
     logger.debug("structure search: %d formula(s), %d template match(es)",
                 len(enumeration.table), len(retrieval.table))
@@ -363,7 +455,15 @@ def infer_structure(
     screen = pd.DataFrame(screen_rows, columns=[
         "candidate_id", "formula", "template_id", "template_formula", "crystal_system",
         "level", "retrieval_rank", "volume_ratio", "r_pxrd_unrelaxed"])
-    if not screen.empty:
+    if not screen.empty and ox_probs:
+        prior = retrieval.table.set_index("rank")["hypothesis_prior"]
+        best = max(float(prior.max()), 1e-12)
+        screen["hypothesis_prior"] = [float(prior[r]) for r in screen["retrieval_rank"]]
+        screen["screen_score"] = screen["r_pxrd_unrelaxed"] - s.prior_weight * np.log(
+            np.maximum(screen["hypothesis_prior"], 1e-12) / best)
+        screen = screen.sort_values(["screen_score", "retrieval_rank"],
+                                    kind="stable").reset_index(drop=True)
+    elif not screen.empty:
         screen = screen.sort_values(["r_pxrd_unrelaxed", "retrieval_rank"],
                                     kind="stable").reset_index(drop=True)
     timings["screen"] = time.perf_counter() - t0
