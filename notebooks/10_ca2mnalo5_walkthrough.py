@@ -96,6 +96,15 @@ for line in walk.notes:
     print('note:', line)
 walk.properties
 
+# %% [markdown]
+# The hypotheses the search weighed: every oxidation state of a TM with a model probability of at least 0.1 (at most three) is enumerated, not only the most probable one, and the candidates are ranked by PXRD agreement times prior (`inference/search.py`); the crystal systems as the retrieval allows.
+
+# %%
+hypotheses = (walk.result.inputs.hypotheses() if walk.result is not None else
+              pd.DataFrame(columns=['kind', 'element', 'value', 'probability', 'searched']))
+save_table(hypotheses, 'ca2mnalo5_hypotheses', figures_dir)
+hypotheses
+
 # %%
 tables = walkthrough.walkthrough_tables(walk)
 for name, table in tables.items():

@@ -105,18 +105,22 @@ def choose_compound(snapshot: Snapshot, formula: str, *, exclude: Sequence[str] 
 def predicted_inputs(
     snapshot: Snapshot, material_id: str, predictor: Any, crystal_predictor: Any,
     pattern: PXRDPattern, spectra: Mapping[str, XANESSpectrum],
-) -> tuple[dict[str, int], dict[str, int], dict[str, float], pd.DataFrame, list[str]]:
+) -> tuple[dict[str, int], dict[str, int], dict[str, float], pd.DataFrame, list[str],
+           dict[str, dict[int, float]]]:
     """The search inputs predicted from a compound's spectra, and its property table.
 
     Returns:
         ``(oxidation_states, coordination_numbers, crystal_system_probabilities,
-        properties, notes)``; ``properties`` has ``property``, ``element``, ``predicted``,
-        ``reference`` (the snapshot's label; true per-TM labels for element tasks).
+        properties, notes, oxidation_state_probabilities)``; ``properties`` has
+        ``property``, ``element``, ``predicted``, ``reference`` (the snapshot's label; true
+        per-TM labels for element tasks); the last maps each TM to the oxidation-state
+        model's {state: probability}, which the search weighs instead of the argmax.
     """
     row = snapshot.materials.set_index("material_id").loc[material_id]
     elements = list(row["elements"])
     notes: list[str] = []
     ox: dict[str, int] = {}
+    ox_probs: dict[str, dict[int, float]] = {}
     cn: dict[str, int] = {}
     props = pd.DataFrame(columns=["property", "element", "predicted", "reference"])
     true_ox, true_cn = true_site_labels(snapshot.sites(material_id))
@@ -134,6 +138,9 @@ def predicted_inputs(
                 value = r.prediction
                 if r.task == "oxidation_state":
                     ox[r.element] = int(round(float(value)))
+                    if isinstance(r.probabilities, dict) and r.probabilities:
+                        ox_probs[r.element] = {int(round(float(k))): float(v)
+                                               for k, v in r.probabilities.items()}
                     reference: Any = true_ox.get(r.element, "—")
                 elif r.task == "coordination_number":
                     cn[r.element] = int(round(float(value)))
@@ -149,7 +156,7 @@ def predicted_inputs(
     props = pd.concat([props, pd.DataFrame([{
         "property": "crystal_system (PXRD model)", "element": "", "predicted": system,
         "reference": row["crystal_system"]}])], ignore_index=True)
-    return ox, cn, {k: float(v) for k, v in probs.items()}, props, notes
+    return ox, cn, {k: float(v) for k, v in probs.items()}, props, notes, ox_probs
 
 
 def _fmt(value: Any) -> str:
@@ -219,8 +226,8 @@ def infer_compound(
     elements = list(row["elements"])
     pattern = simulate_pattern(snapshot.structure(mid))
     spectra = snapshot_xanes(snapshot, mid, [el for el in elements if el in TRANSITION_METALS])
-    ox, cn, probs, props, notes = predicted_inputs(snapshot, mid, predictor, crystal_predictor,
-                                                   pattern, spectra)
+    ox, cn, probs, props, notes, ox_probs = predicted_inputs(
+        snapshot, mid, predictor, crystal_predictor, pattern, spectra)
     if choice.note:
         notes.insert(0, choice.note)
     db = database.without_target(mid) if remove_target else database
@@ -233,7 +240,8 @@ def infer_compound(
     try:
         out.result = infer_structure(elements, ox, cn, probs, db, pxrd=pattern, xanes=spectra,
                                      settings=settings, relaxer=relaxer,
-                                     xanes_simulator=xanes_simulator)
+                                     xanes_simulator=xanes_simulator,
+                                     oxidation_state_probabilities=ox_probs)
     except SpecfusionError as exc:
         out.notes.append(f"search failed: {type(exc).__name__}: {exc}")
     return out

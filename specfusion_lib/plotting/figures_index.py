@@ -284,6 +284,9 @@ CATALOGUE: tuple[FigureEntry, ...] = (
     FigureEntry("figS25_structure_inference_examples", "Fig. S25", "10_ca2mnalo5_walkthrough",
                 "DyCrO3, CuInS2, ZnCu2SnS4: input PXRD/XANES vs inferred candidate, predicted vs "
                 "reference properties, inferred structure with R_PXRD"),
+    FigureEntry("ca2mnalo5_hypotheses", "Fig. S22 (table)", "10_ca2mnalo5_walkthrough",
+                "Oxidation-state and crystal-system hypotheses the search weighed, with the "
+                "models' probabilities"),
     FigureEntry("ca2mnalo5_formulas", "Fig. S22 (table)", "10_ca2mnalo5_walkthrough",
                 "Charge-balanced formulas of the walkthrough compound"),
     FigureEntry("ca2mnalo5_templates", "Fig. S22 (table)", "10_ca2mnalo5_walkthrough",
