@@ -49,6 +49,7 @@ from specfusion_lib.inference import walkthrough
 from specfusion_lib.inference.candidates import FeffXanesSimulator, chgnet_relaxer_for_search
 from specfusion_lib.inference.search import SearchSettings, write_candidates
 from specfusion_lib.inference.templates import TemplateDatabase
+from specfusion_lib.inference.verdict import NO_MATCH_R_PXRD
 from specfusion_lib.plotting import inference as inference_plots
 from specfusion_lib.plotting.common import save_figure, save_table
 from specfusion_lib.properties import runs as task_runs
@@ -79,7 +80,8 @@ relaxer = chgnet_relaxer_for_search()  # CHGNet, loaded once
 xanes_simulator = FeffXanesSimulator(workers=2, cache_dir=work_dir / 'feff',
                                      progress=show_progress)
 search_settings = SearchSettings(n_screen=10, n_validate=4 if use_feff else 2,
-                                 simulate_xanes=use_feff, progress=show_progress)
+                                 simulate_xanes=use_feff, no_match_r_pxrd=NO_MATCH_R_PXRD,
+                                 progress=show_progress)
 
 # %% [markdown]
 # ## Ca2MnAlO5: predicted inputs and the search
@@ -94,6 +96,9 @@ walk = walkthrough.infer_compound(snapshot, choice, database, predictor,
 print(walk.template_note)
 for line in walk.notes:
     print('note:', line)
+if walk.result is not None:
+    print(f'verdict: {walk.result.verdict} (best R_PXRD {walk.result.best_r_pxrd:.3f}, '
+          f'threshold {NO_MATCH_R_PXRD}; widened: {walk.result.widened})')
 walk.properties
 
 # %% [markdown]

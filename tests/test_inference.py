@@ -551,3 +551,40 @@ def test_search_over_probabilities_recovers_a_wrong_argmax(database) -> None:
     ni = hyp[hyp["kind"] == "oxidation state"].set_index("value")
     assert ni.loc[2, "searched"] and not ni.loc[4, "searched"]
     assert soft.retrieval.table["prior"].notna().all()
+
+
+def test_no_match_verdict_widens_then_says_so(database) -> None:
+    target = database.structure("fx-ZnO")  # the only hexagonal AB structure: removed below
+    db = database.without_target("fx-ZnO")
+    strict = SearchSettings(n_screen=5, n_validate=0, no_match_r_pxrd=0.05)
+    result = infer_structure(["Zn", "O"], {"Zn": 2}, {}, {"hexagonal": 0.9, "cubic": 0.1}, db,
+                             pxrd=simulate_pattern(target), settings=strict)
+    assert result.widened and result.verdict == "no match"
+    assert len(result.ranking) > 0  # the closest candidates are still there
+    nio = database.structure("fx-NiO")
+    found = infer_structure(["Ni", "O"], {"Ni": 2}, {}, {"cubic": 1.0},
+                            database.without_target("fx-NiO"), pxrd=simulate_pattern(nio),
+                            settings=SearchSettings(n_screen=5, n_validate=0,
+                                                    no_match_r_pxrd=1.9))
+    assert found.verdict == "match" and not found.widened
+
+
+def test_no_match_threshold_is_set_on_the_validation_part_only() -> None:
+    import pandas as pd
+
+    from specfusion_lib.inference.benchmark import (
+        no_match_scores,
+        no_match_threshold,
+        validation_part,
+    )
+
+    ids = [f"m{i}" for i in range(20)]
+    val = validation_part(ids, seed=0)
+    assert len(val) == 10 and val == validation_part(list(reversed(ids)), seed=0)
+    table = pd.DataFrame({"material_id": ids, "correct": [i % 2 == 0 for i in range(20)],
+                          "top_r_pxrd": [0.1 if i % 2 == 0 else 0.9 for i in range(20)]})
+    table.loc[~table["material_id"].isin(val) & table["correct"], "top_r_pxrd"] = 5.0
+    assert no_match_threshold(table, val) == pytest.approx(0.1)  # scoring part ignored
+    scores = no_match_scores(table, 0.5, val).set_index("part")
+    assert scores.loc["validation", "wrong_flagged"] == scores.loc["validation", "wrong"]
+    assert scores.loc["scoring", "right_kept"] == 0

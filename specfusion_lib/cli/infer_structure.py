@@ -23,6 +23,8 @@ import argparse
 import re
 from typing import Any
 
+from specfusion_lib.inference.verdict import NO_MATCH_R_PXRD
+
 __all__ = ["add_infer_structure_parser"]
 
 
@@ -93,7 +95,10 @@ def _cmd_infer_structure(args: argparse.Namespace) -> int:
     database = TemplateDatabase.from_snapshot(open_snapshot(args.data))
     settings = SearchSettings(n_validate=args.n_candidates, simulate_xanes=not args.no_feff,
                               min_probability=args.min_probability,
-                              max_hypotheses=args.top_k, progress=True)
+                              max_hypotheses=args.top_k,
+                              no_match_r_pxrd=(None if args.no_match_r_pxrd < 0
+                                               else args.no_match_r_pxrd),
+                              progress=True)
     if args.mp:
         enumeration = enumerate_formulas(elements, oxidation)
         systems = [s for s, _ in crystal_system_order(
@@ -120,6 +125,12 @@ def _cmd_infer_structure(args: argparse.Namespace) -> int:
     shown = pd.read_csv(summary).head(args.show)
     columns = ["final_rank", "stage", "formula", "crystal_system", "template_formula",
                "level", "r_pxrd", "xanes_similarity", "cif"]
+    if result.verdict:
+        widened = " after widening the hypotheses" if result.widened else ""
+        print(f"# verdict: {result.verdict.upper()}{widened} (best R_PXRD "
+              f"{result.best_r_pxrd:.3f}, threshold {settings.no_match_r_pxrd:.3f})"
+              + ("; the candidates below are the closest, not answers"
+                 if result.verdict == "no match" else ""))
     print(shown[columns].to_string(index=False))
     print(f"wrote {summary} and the CIF files of the candidates to {args.out}")
     return 0
@@ -157,6 +168,10 @@ def add_infer_structure_parser(commands: Any) -> argparse.ArgumentParser:
                      help="output folder for CIF files and tables")
     cmd.add_argument("--n-candidates", type=int, default=4,
                      help="candidates relaxed and simulated (FEFF: 5-30 s per spectrum)")
+    cmd.add_argument("--no-match-r-pxrd", type=float, default=NO_MATCH_R_PXRD,
+                     help="R_PXRD above which the best candidate is no match (default "
+                          f"{NO_MATCH_R_PXRD}, set on the validation half of notebook 09's "
+                          "compounds; negative: no verdict)")
     cmd.add_argument("--top-k", type=int, default=3,
                      help="most oxidation states searched per TM (default 3)")
     cmd.add_argument("--min-probability", type=float, default=0.1,

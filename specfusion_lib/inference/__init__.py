@@ -8,6 +8,7 @@ Modules, one concern each:
 * :mod:`~specfusion_lib.inference.candidates`: substitution, relaxation, PXRD and XANES
   comparison (§S2.3).
 * :mod:`~specfusion_lib.inference.search`: the whole pipeline in one call, CIF output.
+* :mod:`~specfusion_lib.inference.verdict`: the default "no match" threshold.
 * :mod:`~specfusion_lib.inference.benchmark`: held-out benchmark of notebook 09 (Fig. 5b).
 * :mod:`~specfusion_lib.inference.walkthrough`: one compound step by step (notebook 10).
 * :mod:`~specfusion_lib.cli.infer_structure`: ``specfusion infer-structure``.

@@ -369,6 +369,7 @@ def run_benchmark(
         ``top_formula``, ``top_system``, ``top_template``, ``top_level``, ``top_stage``,
         ``formula_correct``, ``system_correct``, ``correct``, ``top3_correct`` (the true
         (formula, system) among the first three distinct ones of the ranking),
+        ``top_r_pxrd`` (R_PXRD of the answer),
         ``n_templates_removed``, ``seconds``, ``note``.
     """
     s = settings or SearchSettings(n_screen=10, n_validate=0)
@@ -395,7 +396,7 @@ def run_benchmark(
             "labels_correct": True if oracle else c.labels_correct,
             "n_formulas": 0, "n_templates": 0, "top_formula": "", "top_system": "",
             "top_template": "", "top_level": "", "top_stage": "", "note": "",
-            "top3_correct": False}
+            "top3_correct": False, "top_r_pxrd": math.nan}
         templates = (db.without_family(c.material_id, families) if families is not None
                      else db.without_target(c.material_id))
         row["n_templates_removed"] = len(db) - len(templates)
@@ -426,6 +427,7 @@ def run_benchmark(
                                                  result.ranking["crystal_system"],
                                                  strict=True)))[:3]
                 row["top3_correct"] = (c.formula, c.crystal_system) in answers
+                row["top_r_pxrd"] = float(top["r_pxrd"])
         row["formula_correct"] = row["top_formula"] == c.formula
         row["system_correct"] = row["top_system"] == c.crystal_system
         row["correct"] = bool(row["formula_correct"] and row["system_correct"])
@@ -435,10 +437,55 @@ def run_benchmark(
                "system_probability", "labels_correct", "n_formulas", "n_templates",
                "top_formula", "top_system", "top_template", "top_level", "top_stage",
                "formula_correct", "system_correct", "correct", "top3_correct",
-               "n_templates_removed", "seconds", "note"]
+               "top_r_pxrd", "n_templates_removed", "seconds", "note"]
     logger.info("structure inference benchmark done: %d of %d top-1 correct (%.1f s)",
                 sum(r["correct"] for r in rows), len(rows), time.perf_counter() - start)
     return pd.DataFrame(rows, columns=columns)
+
+
+def validation_part(material_ids: Sequence[str], *, seed: int = 0,
+                    fraction: float = 0.5) -> set[str]:
+    """A fixed part of the benchmark compounds on which the no-match threshold is set (the
+    rest is scored): a seeded hash order of the ids, so it does not depend on their order."""
+    import hashlib
+
+    ids = sorted(set(map(str, material_ids)),
+                 key=lambda m: hashlib.sha256(f"{seed}:{m}".encode()).hexdigest())
+    return set(ids[: int(round(fraction * len(ids)))])
+
+
+def no_match_threshold(table: pd.DataFrame, validation: set[str], *,
+                       keep: float = 0.9) -> float:
+    """R_PXRD threshold above which an answer counts as no match: the ``keep`` quantile of
+    ``top_r_pxrd`` over the right top-1 answers of the validation compounds (so that part keeps
+    that share of its right answers); NaN when the part has no right answer."""
+    part = table[table["material_id"].isin(validation) & table["correct"].astype(bool)]
+    values = part["top_r_pxrd"].dropna()
+    return float(np.quantile(values, keep)) if len(values) else math.nan
+
+
+def no_match_scores(table: pd.DataFrame, threshold: float, validation: set[str]
+                    ) -> pd.DataFrame:
+    """What the verdict does on each part: right answers kept as matches, wrong answers
+    turned into "no match" (``top_r_pxrd`` above ``threshold``; a search without an answer
+    is a no match).
+
+    Returns:
+        One row per part (``validation``, ``scoring``): ``n``, ``right``, ``right_kept``,
+        ``wrong``, ``wrong_flagged``, ``threshold``.
+    """
+    rows = []
+    for part, mask in (("validation", table["material_id"].isin(validation)),
+                       ("scoring", ~table["material_id"].isin(validation))):
+        sub = table[mask]
+        right = sub["correct"].astype(bool)
+        r = sub["top_r_pxrd"].astype(float)
+        no_match = ~(r <= threshold)
+        rows.append({"part": part, "n": len(sub), "right": int(right.sum()),
+                     "right_kept": int((right & ~no_match).sum()),
+                     "wrong": int((~right).sum()),
+                     "wrong_flagged": int((~right & no_match).sum()), "threshold": threshold})
+    return pd.DataFrame(rows)
 
 
 def accuracy_by_nelements(results: Mapping[str, pd.DataFrame]) -> pd.DataFrame:

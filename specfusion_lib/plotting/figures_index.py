@@ -259,6 +259,9 @@ CATALOGUE: tuple[FigureEntry, ...] = (
                 "elements, predicted vs true inputs; each target removed from the template "
                 "database before its search",
                 f"{paper.FIG5B_TOP1.text} for binary to quinary compounds (main text, Fig. 5b)"),
+    FigureEntry("structure_inference_no_match", "", "09_structure_inference_benchmark",
+                "No-match threshold on R_PXRD set on the validation half; right answers kept "
+                "and wrong answers flagged on the scoring half"),
     FigureEntry("structure_inference_top1", "Fig. 5b (table)", "09_structure_inference_benchmark",
                 "Top-1 accuracy per number of elements with Wilson 95 % intervals; formula and "
                 "crystal-system accuracy apart", f"{paper.FIG5B_TOP1.text} (main text, Fig. 5b)"),
