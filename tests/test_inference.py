@@ -588,3 +588,25 @@ def test_no_match_threshold_is_set_on_the_validation_part_only() -> None:
     scores = no_match_scores(table, 0.5, val).set_index("part")
     assert scores.loc["validation", "wrong_flagged"] == scores.loc["validation", "wrong"]
     assert scores.loc["scoring", "right_kept"] == 0
+
+
+def test_fe2o3_example_returns_corundum_or_no_match() -> None:
+    """The issue's case: the inputs that once gave four "validated" FeO candidates (Fe²⁺ with
+    CN 4 predicted) must now give corundum-type Fe2O3 or say "no match", also with hematite
+    itself taken out of the templates."""
+    from specfusion_lib.data.snapshot import load_snapshot
+    from specfusion_lib.spectra.pxrd import read_pattern, to_grid
+
+    root = Path(__file__).resolve().parents[1]
+    pattern = to_grid(read_pattern(root / "examples" / "fe2o3" / "hematite.xy"))
+    demo = TemplateDatabase.from_snapshot(load_snapshot(root / "data" / "demo", verify=False))
+    systems = {"tetragonal": 0.43, "trigonal": 0.25, "cubic": 0.14, "orthorhombic": 0.09}
+    settings = SearchSettings(n_screen=10, n_validate=0, no_match_r_pxrd=1.02)
+    for database in (demo, demo.without_target("demo-9b12c2460007")):
+        result = infer_structure(["Fe", "O"], {}, {"Fe": 4}, systems, database, pxrd=pattern,
+                                 settings=settings,
+                                 oxidation_state_probabilities={"Fe": {2: 0.93, 3: 0.05,
+                                                                       4: 0.02}})
+        assert result.verdict == "no match" or (
+            (result.top["formula"], result.top["crystal_system"]) == ("Fe2O3", "trigonal"))
+        assert result.widened  # Fe3+ (p = 0.05) is only searched after widening
