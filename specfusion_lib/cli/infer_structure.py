@@ -50,7 +50,12 @@ def _cmd_infer_structure(args: argparse.Namespace) -> int:
     from specfusion_lib.data.sources import open_snapshot
     from specfusion_lib.inference.candidates import FeffXanesSimulator
     from specfusion_lib.inference.formulas import enumerate_formulas
-    from specfusion_lib.inference.search import SearchSettings, infer_structure, write_candidates
+    from specfusion_lib.inference.search import (
+        SearchSettings,
+        infer_structure,
+        state_probabilities,
+        write_candidates,
+    )
     from specfusion_lib.inference.templates import (
         TemplateDatabase,
         crystal_system_order,
@@ -74,9 +79,9 @@ def _cmd_infer_structure(args: argparse.Namespace) -> int:
             value = int(round(float(r.prediction)))
             if r.task == "oxidation_state":
                 oxidation[r.element] = value
-                if isinstance(r.probabilities, dict) and r.element not in overrides:
-                    ox_probabilities[r.element] = {int(round(float(k))): float(v)
-                                                   for k, v in r.probabilities.items()}
+                if r.element not in overrides and (probs := state_probabilities(
+                        r.probabilities)):
+                    ox_probabilities[r.element] = probs
             else:
                 coordination[r.element] = value
     oxidation.update(overrides)

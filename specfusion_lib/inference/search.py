@@ -39,7 +39,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "SearchInputs",
     "plausible_states",
+    "state_probabilities",
     "SearchResult",
     "SearchSettings",
     "infer_structure",
@@ -280,6 +281,14 @@ def _as_states(value: Any) -> list[int]:
     return [int(v) for v in value]
 
 
+def state_probabilities(probabilities: Any) -> dict[int, float]:
+    """A predictor's ``{class name: probability}`` of an oxidation state as ``{state:
+    probability}`` (class names such as ``"3"`` or ``"3.0"``); ``{}`` for anything else."""
+    if not isinstance(probabilities, Mapping):
+        return {}
+    return {int(round(float(k))): float(v) for k, v in probabilities.items()}
+
+
 def plausible_states(probabilities: Mapping[int, float], *, min_probability: float,
                      max_hypotheses: int) -> list[int]:
     """States in decreasing probability with at least ``min_probability`` (the most probable
@@ -423,46 +432,6 @@ def infer_structure(
             in ``elements``, unknown crystal systems, ...).
     """
     s = settings or SearchSettings()
-    args = (elements, oxidation_states, coordination_numbers, crystal_system_probabilities,
-            database)
-    kwargs = {"pxrd": pxrd, "xanes": xanes, "relaxer": relaxer,
-              "xanes_simulator": xanes_simulator,
-              "oxidation_state_probabilities": oxidation_state_probabilities}
-    result = _search(*args, settings=s, **kwargs)
-    if s.no_match_r_pxrd is None or pxrd is None:
-        return result
-    if result.best_r_pxrd <= s.no_match_r_pxrd:
-        result.verdict = "match"
-        return result
-    wide = replace(s, min_probability=min(s.min_probability, 0.01),
-                   max_hypotheses=max(s.max_hypotheses, 6),
-                   retrieval=replace(s.retrieval, max_crystal_systems=4,
-                                     min_system_probability=0.01))
-    logger.info("structure search: best R_PXRD %.2f above %.2f; widening the hypotheses",
-                result.best_r_pxrd, s.no_match_r_pxrd)
-    again = _search(*args, settings=wide, **kwargs)
-    best = again if not again.best_r_pxrd > result.best_r_pxrd else result
-    best.widened = True
-    best.verdict = "match" if best.best_r_pxrd <= s.no_match_r_pxrd else "no match"
-    return best
-
-
-def _search(
-    elements: Sequence[str],
-    oxidation_states: Mapping[str, Any] | None,
-    coordination_numbers: Mapping[str, int] | None,
-    crystal_system_probabilities: Mapping[str, float] | str,
-    database: TemplateDatabase,
-    *,
-    pxrd: PXRDPattern | None = None,
-    xanes: Mapping[str, XANESSpectrum] | None = None,
-    settings: SearchSettings | None = None,
-    relaxer: Relaxer | None = None,
-    xanes_simulator: XanesSimulator | None = None,
-    oxidation_state_probabilities: Mapping[str, Mapping[int, float]] | None = None,
-) -> SearchResult:
-    """One pass of the search (:func:`infer_structure` adds the verdict)."""
-    s = settings or SearchSettings()
     symbols, ox, cns, spectra = _clean_inputs(elements, oxidation_states,
                                               coordination_numbers, xanes)
     probs = ({crystal_system_probabilities: 1.0} if isinstance(crystal_system_probabilities, str)
@@ -539,8 +508,37 @@ def _search(
     logger.debug("structure search done: %d candidate(s) built, %d screened by PXRD, %d "
                 "validated (%.1f s)", len(candidates), len(screen), len(validation),
                 sum(timings.values()))
-    return SearchResult(inputs, s, enumeration, retrieval, screen, validation, ranking,
-                        candidates, structures, patterns, sim_spectra, timings)
+    result = SearchResult(inputs, s, enumeration, retrieval, screen, validation, ranking,
+                          candidates, structures, patterns, sim_spectra, timings)
+    if s.no_match_r_pxrd is None or pxrd is None:
+        return result
+    return _verdict(result, s.no_match_r_pxrd, lambda wide: infer_structure(
+        elements, oxidation_states, coordination_numbers, crystal_system_probabilities,
+        database, pxrd=pxrd, xanes=xanes, settings=wide, relaxer=relaxer,
+        xanes_simulator=xanes_simulator,
+        oxidation_state_probabilities=oxidation_state_probabilities))
+
+
+def _verdict(result: SearchResult, threshold: float,
+             search_again: Callable[[SearchSettings], SearchResult]) -> SearchResult:
+    """``"match"`` when the best R_PXRD is within ``threshold``; otherwise one search with
+    widened hypotheses (``search_again``; no verdict of its own), the better of the two kept,
+    ``"match"`` or ``"no match"`` by the same threshold."""
+    if result.best_r_pxrd <= threshold:
+        result.verdict = "match"
+        return result
+    s = result.settings
+    wide = replace(s, min_probability=min(s.min_probability, 0.01),
+                   max_hypotheses=max(s.max_hypotheses, 6), no_match_r_pxrd=None,
+                   retrieval=replace(s.retrieval, max_crystal_systems=4,
+                                     min_system_probability=0.01))
+    logger.info("structure search: best R_PXRD %.2f above %.2f; widening the hypotheses",
+                result.best_r_pxrd, threshold)
+    again = search_again(wide)
+    best = again if not again.best_r_pxrd > result.best_r_pxrd else result
+    best.widened = True
+    best.verdict = "match" if best.best_r_pxrd <= threshold else "no match"
+    return best
 
 
 def _validate(chosen: Sequence[str], candidates: Mapping[str, Candidate],

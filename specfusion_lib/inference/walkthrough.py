@@ -30,7 +30,12 @@ import pandas as pd
 from specfusion_lib.core.elements import TRANSITION_METALS
 from specfusion_lib.core.errors import SpecfusionError
 from specfusion_lib.inference.benchmark import snapshot_xanes, true_site_labels
-from specfusion_lib.inference.search import SearchResult, SearchSettings, infer_structure
+from specfusion_lib.inference.search import (
+    SearchResult,
+    SearchSettings,
+    infer_structure,
+    state_probabilities,
+)
 from specfusion_lib.inference.templates import TemplateDatabase
 from specfusion_lib.spectra.pxrd import PXRDPattern, simulate_pattern
 from specfusion_lib.spectra.xanes import XANESSpectrum
@@ -138,9 +143,8 @@ def predicted_inputs(
                 value = r.prediction
                 if r.task == "oxidation_state":
                     ox[r.element] = int(round(float(value)))
-                    if isinstance(r.probabilities, dict) and r.probabilities:
-                        ox_probs[r.element] = {int(round(float(k))): float(v)
-                                               for k, v in r.probabilities.items()}
+                    if states := state_probabilities(r.probabilities):
+                        ox_probs[r.element] = states
                     reference: Any = true_ox.get(r.element, "—")
                 elif r.task == "coordination_number":
                     cn[r.element] = int(round(float(value)))

@@ -59,7 +59,7 @@ from specfusion_lib.xas_structure.cgxas import (
     pool_sites,
     rse_loss,
 )
-from specfusion_lib.xas_structure.crystal_graph import CrystalGraph
+from specfusion_lib.xas_structure.crystal_graph import CrystalGraph, GraphBatch
 from specfusion_lib.xas_structure.grid import (
     N_GRID_POINTS,
     WINDOW_SPAN_EV,
@@ -312,17 +312,18 @@ class Calibrated:
         return pred.numpy()
 
 
-def _targets(data: MeasuredSet) -> tuple[dict[str, CrystalGraph], SiteTargets]:
+def _batch(data: MeasuredSet) -> tuple[GraphBatch, Tensor, Tensor, Tensor]:
+    """One graph batch of every row: ``(graphs, site_index, pool_row, rows)`` as
+    :meth:`~.cgxas._Batcher.batch` gives them (each row pools every site of its element)."""
     ids = np.array([f"{i}" for i in range(len(data))], dtype=object)
     graphs = dict(zip(ids, data.crystal_graphs(), strict=True))
     sites = [_element_sites(s, e) for s, e in zip(data.structures, data.element, strict=True)]
-    return graphs, SiteTargets(ids, data.element.copy(), sites, data.mu, "average")
+    batcher = _Batcher(graphs, SiteTargets(ids, data.element.copy(), sites, data.mu, "average"))
+    return batcher.batch(list(range(len(batcher.materials))))
 
 
 def _forward(model: CGXASNet, data: MeasuredSet) -> Tensor:
-    graphs, targets = _targets(data)
-    batcher = _Batcher(graphs, targets)
-    batch, site_index, pool_row, rows = batcher.batch(list(range(len(batcher.materials))))
+    batch, site_index, pool_row, rows = _batch(data)
     pred = model(batch, site_index, pool_row, len(rows))
     out = torch.empty_like(pred)
     out[rows] = pred
@@ -350,11 +351,6 @@ def fit_calibration(model: CGXASNet, data: MeasuredSet, variant: str, *,
         raise ValueError(f"unknown calibration variant {variant!r}; known: {VARIANTS}")
     if not len(data):
         raise ValueError("no measured spectra to calibrate on")
-    return _fit_calibration(model, data, variant, settings, seed)
-
-
-def _fit_calibration(model: CGXASNet, data: MeasuredSet, variant: str,
-                     settings: CalibrationSettings, seed: int) -> Calibrated:
     torch.manual_seed(seed)
     tuned = copy.deepcopy(model).eval()  # eval: no dropout / norm statistics to move
     for p in tuned.parameters():
@@ -370,9 +366,7 @@ def _fit_calibration(model: CGXASNet, data: MeasuredSet, variant: str,
                lambda: rse_loss(energy(fixed, elements), target, mask) + energy.penalty(),
                settings.epochs, settings.lr_shift)
         return Calibrated(tuned, energy.eval(), variant)
-    graphs, targets = _targets(data)
-    batcher = _Batcher(graphs, targets)
-    batch, site_index, pool_row, rows = batcher.batch(list(range(len(batcher.materials))))
+    batch, site_index, pool_row, rows = _batch(data)
     target_rows, mask_rows = target[rows], mask[rows]
     if variant == "d_everything":
         params = list(tuned.parameters())

@@ -32,7 +32,6 @@ learning rate 1e-3 (paper: Adam, 1e-4 for 100 epochs on a GPU). Loss: RSE, as CG
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -41,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from pymatgen.core import Structure
 from torch import Tensor, nn
@@ -526,13 +524,3 @@ class CGXASForward:
         if calib_path.is_file():
             calibration, _ = load(calib_path)
         return cls(model, meta, calibration)
-
-
-def training_curves(loop: EpochLoop) -> pd.DataFrame:
-    """Loss per epoch (``epoch``, ``train_loss``, ``val_loss``; both RSE)."""
-    return pd.DataFrame(loop.history)[["epoch", "train_loss", "val_loss"]]
-
-
-def metadata_json(meta: Mapping[str, Any]) -> str:
-    """Metadata as indented JSON (for notebooks)."""
-    return json.dumps(meta, indent=2, default=str)

@@ -45,12 +45,13 @@ from specfusion_lib.xas_structure.cgxas import (
     _Batcher,
     average_targets,
     build_graphs,
+    pool_sites,
     predict_targets,
     rse_loss,
     site_targets,
     train_cgxas,
 )
-from specfusion_lib.xas_structure.crystal_graph import CrystalGraph
+from specfusion_lib.xas_structure.crystal_graph import CrystalGraph, batch_graphs
 from specfusion_lib.xas_structure.dataset import XAStructData
 from specfusion_lib.xas_structure.fitting import fit_network
 from specfusion_lib.xas_structure.grid import grid_window
@@ -233,24 +234,16 @@ def fine_tune_element(model: CGXASNet, graphs: dict[str, CrystalGraph], train: S
     tv, tp, trows = _pooled_vectors(tuned, graphs, train)
     vv, vp, vrows = _pooled_vectors(tuned, graphs, val)
     t_mu, v_mu = torch.from_numpy(train.mu)[trows], torch.from_numpy(val.mu)[vrows]
-    # one pooled site per row for site targets; general case: pool by row
     t_sites = [np.flatnonzero(tp.numpy() == r) for r in range(len(trows))]
 
     def loss_of(rows: Tensor) -> Tensor:
-        if tuned.training:
-            idx = np.concatenate([t_sites[r] for r in rows.tolist()])
-            pool = np.concatenate([np.full(len(t_sites[r]), k)
-                                   for k, r in enumerate(rows.tolist())])
-            pred = tuned.decode(tv[idx])
-            total = torch.zeros(len(rows), pred.shape[1]).index_add_(0, torch.from_numpy(pool),
-                                                                     pred)
-            count = torch.zeros(len(rows)).index_add_(0, torch.from_numpy(pool),
-                                                      torch.ones(len(pool)))
-            return rse_loss(total / count[:, None], t_mu[rows])
-        pred = tuned.decode(vv)
-        total = torch.zeros(len(vrows), pred.shape[1]).index_add_(0, vp, pred)
-        count = torch.zeros(len(vrows)).index_add_(0, vp, torch.ones(len(vp)))
-        return rse_loss(total / count[:, None], v_mu)
+        if not tuned.training:
+            return rse_loss(pool_sites(tuned.decode(vv), vp, len(vrows)), v_mu)
+        chosen = rows.tolist()
+        idx = np.concatenate([t_sites[r] for r in chosen])
+        pool = torch.from_numpy(np.concatenate([np.full(len(t_sites[r]), k)
+                                                for k, r in enumerate(chosen)]))
+        return rse_loss(pool_sites(tuned.decode(tv[idx]), pool, len(chosen)), t_mu[rows])
 
     fit_network(tuned, loss_of, np.arange(len(trows)), np.arange(len(vrows)), seed=seed,
                 max_epochs=max_epochs, patience=patience, lr=lr, batch_size=32,
@@ -356,8 +349,6 @@ def latent_sites(model: CGXASNet, graphs: dict[str, CrystalGraph], material_ids:
     with torch.no_grad():
         for mid in material_ids:
             g = graphs[mid]
-            from specfusion_lib.xas_structure.crystal_graph import batch_graphs
-
             v = model.site_vectors(batch_graphs([g])).numpy()
             for site in range(g.n_atoms):
                 edges = np.flatnonzero(g.src == site)
