@@ -609,4 +609,183 @@ def test_fe2o3_example_returns_corundum_or_no_match() -> None:
                                                                        4: 0.02}})
         assert result.verdict == "no match" or (
             (result.top["formula"], result.top["crystal_system"]) == ("Fe2O3", "trigonal"))
-        assert result.widened  # Fe3+ (p = 0.05) is only searched after widening
+        # Fe3+ (p = 0.05) completes the 95 % set of states, so it is searched at once
+        assert 3 in result.inputs.oxidation_states["Fe"]
+
+
+# --------------------------------------------------------------------------------------------
+# Mixed valence
+# --------------------------------------------------------------------------------------------
+
+
+def test_mixed_valence_is_enumerated_on_distinct_sites() -> None:
+    from specfusion_lib.inference.formulas import MixedValence, mixed_valence_pairs
+
+    assert mixed_valence_pairs({"Fe": 2.67, "Ni": [2, 3]}) == ({"Ni": [2, 3]},
+                                                               {"Fe": [(2, 3)]})
+    average = enumerate_formulas(["Fe", "O"], {"Fe": 2.67})
+    assert average.table["mixed_valence"].all()  # an average means two kinds of site
+    (fe3o4,) = average.assignments("Fe3O4")
+    assert fe3o4["Fe"] == MixedValence(2, 3, 1, 2) and fe3o4["Fe"].mean == pytest.approx(8 / 3)
+    assert str(fe3o4["Fe"]) == "+2×1 +3×2"
+    both = enumerate_formulas(["Fe", "O"], {"Fe": [2, 3]}, mixed_valence={"Fe": [(2, 3)]})
+    assert {"FeO", "Fe2O3", "Fe3O4", "Fe4O5"} <= set(both.formulas)
+    assert not both.table.set_index("formula").loc["Fe2O3", "mixed_valence"]
+    for _, row in both.table.iterrows():  # every assignment balances the merged formula
+        for a in both.assignments(row["formula"]):
+            assert sum(float(a[el]) * row[el] for el in both.elements) == pytest.approx(0)
+        assert row[list(both.elements)].max() <= 15
+        assert math.gcd(*map(int, row[list(both.elements)])) == 1
+    with pytest.raises(ConfigurationError, match="negative and a positive"):
+        enumerate_formulas(["Fe", "O"], {"Fe": 0.5})
+    with pytest.raises(ConfigurationError, match="not among the elements"):
+        enumerate_formulas(["Fe", "O"], {"Fe": 3}, mixed_valence={"Co": [(2, 3)]})
+
+
+def _spinel(metal: str) -> Structure:
+    """A normal spinel AB2O4 with one metal (Fd-3m, origin choice 2)."""
+    return Structure.from_spacegroup(
+        "Fd-3m", Lattice.cubic(8.08), [metal, metal, "O"],
+        [[0.125, 0.125, 0.125], [0.5, 0.5, 0.5], [0.263, 0.263, 0.263]])
+
+
+@pytest.fixture(scope="module")
+def spinel_database() -> TemplateDatabase:
+    sites = [{"element": "Co", "oxidation_state": 2, "coordination_number": 4,
+              "multiplicity": 8},
+             {"element": "Co", "oxidation_state": 3, "coordination_number": 6,
+              "multiplicity": 16}]
+    rocksalt = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.2), ["Ni", "O"],
+                                         [[0, 0, 0], [0.5, 0.5, 0.5]])
+    corundum_like = Structure.from_spacegroup(  # a cubic A2B3 (bixbyite-like stand-in)
+        "Pm-3m", Lattice.cubic(3.8), ["Mn", "Mn", "O"],
+        [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0, 0]])
+    records = [MaterialRecord("sp-Co3O4", _spinel("Co"), sites=sites),
+               MaterialRecord("rs-NiO", rocksalt), MaterialRecord("x-Mn2O3", corundum_like)]
+    return TemplateDatabase.from_records(records, source="test")
+
+
+def test_per_site_valences_match_a_mixed_valence_template(spinel_database) -> None:
+    from specfusion_lib.inference.formulas import MixedValence
+
+    db = spinel_database
+    assert db.site_states("sp-Co3O4", "Co") == pytest.approx({2: 1 / 3, 3: 2 / 3})
+    assert db.site_states("rs-NiO", "Ni") is None  # no labels: the mean state is compared
+    mixed = retrieve_templates(enumerate_formulas(["Fe", "O"], {"Fe": 2.67}), db, "cubic")
+    row = mixed.table.set_index("formula").loc["Fe3O4"]
+    assert row["level"] == "exact" and row["valences"]["Fe"] == MixedValence(2, 3, 1, 2)
+    single = retrieve_templates(enumerate_formulas(["Fe", "O"], {"Fe": [3, 2]}), db, "cubic")
+    assert "Fe3O4" not in set(single.table["formula"])  # no single state balances Fe3O4
+
+
+def test_search_over_probabilities_finds_a_mixed_valence_compound(spinel_database) -> None:
+    target = _spinel("Fe")
+    settings = SearchSettings(n_screen=10, n_validate=0)
+    args = (["Fe", "O"], {"Fe": 3}, {}, {"cubic": 1.0}, spinel_database)
+    hard = infer_structure(*args, pxrd=simulate_pattern(target), settings=settings)
+    assert "Fe3O4" not in hard.enumeration.formulas
+    soft = infer_structure(*args, pxrd=simulate_pattern(target), settings=settings,
+                           oxidation_state_probabilities={"Fe": {3: 0.55, 2: 0.4, 4: 0.05}})
+    assert soft.top["formula"] == "Fe3O4" and soft.top["template_id"] == "sp-Co3O4"
+    assert soft.top["r_pxrd"] < 0.1
+    hyp = soft.inputs.hypotheses().set_index("kind")
+    assert hyp.loc["mixed valence", "value"] == "+2/+3"
+    assert hyp.loc["mixed valence", "probability"] == pytest.approx(0.4)
+    no_mixed = infer_structure(*args, pxrd=simulate_pattern(target),
+                               settings=SearchSettings(n_screen=10, n_validate=0,
+                                                       mixed_valence=False),
+                               oxidation_state_probabilities={"Fe": {3: 0.55, 2: 0.4}})
+    assert "Fe3O4" not in no_mixed.enumeration.formulas
+    average = infer_structure(["Fe", "O"], {"Fe": 2.7}, {}, {"cubic": 1.0}, spinel_database,
+                              pxrd=simulate_pattern(target), settings=settings)
+    assert average.top["formula"] == "Fe3O4"
+
+
+class FakeForward:
+    """A stand-in forward model: a K edge on the element's grid whose edge sits 4 eV higher
+    for every structure whose formula is not ``right``."""
+
+    def __init__(self, right: str) -> None:
+        self.right = right
+        self.calls = 0
+
+    def curve(self, element: str, shift: float) -> np.ndarray:
+        from specfusion_lib.xas_structure.grid import grid_window
+
+        e = grid_window(element).energies
+        e0 = e[len(e) // 3] + shift
+        return 1.0 / (1.0 + np.exp(-(e - e0) / 1.5)) + 0.4 * np.exp(-0.5 * ((e - e0 - 6) / 3) ** 2)
+
+    def predict_structures(self, structures, element):
+        self.calls += 1
+        return np.stack([self.curve(element, 0.0 if s.composition.reduced_formula == self.right
+                                    else 4.0) for s in structures])
+
+
+def test_ranking_modes_model_and_hybrid(spinel_database) -> None:
+    from specfusion_lib.xas_structure.grid import grid_window
+
+    forward = FakeForward("Fe3O4")
+    xanes = {"Fe": XANESSpectrum(grid_window("Fe").energies, forward.curve("Fe", 0.0),
+                                 element="Fe")}
+    target = _spinel("Fe")
+    args = (["Fe", "O"], {"Fe": [2, 3]}, {}, {"cubic": 1.0}, spinel_database)
+    common = {"pxrd": simulate_pattern(target), "xanes": xanes,
+              "oxidation_state_probabilities": {"Fe": {3: 0.5, 2: 0.5}}}
+    with pytest.raises(ConfigurationError, match="forward_model"):
+        infer_structure(*args, settings=SearchSettings(ranking="model"), **common)
+    with pytest.raises(ConfigurationError, match="ranking must be one of"):
+        SearchSettings(ranking="fastest")
+    model = infer_structure(*args, settings=SearchSettings(n_screen=10, ranking="model"),
+                            forward_model=forward, **common)
+    assert model.validation.empty and forward.calls == 1  # one batch, no CHGNet / FEFF
+    assert model.screen["xanes_model"].notna().all()
+    best = model.screen.iloc[0]
+    assert best["formula"] == "Fe3O4" and best["xanes_model"] > 0.99
+    assert (model.screen["xanes_model"] <= best["xanes_model"] + 1e-9).all()
+    assert model.top["formula"] == "Fe3O4" and model.top["validation_score"] == best["model_score"]
+    relaxer = FakeRelaxer()
+    feff = FakeXanes(xanes["Fe"], target.volume / len(target))
+    hybrid = infer_structure(*args, settings=SearchSettings(n_screen=10, n_validate=1,
+                                                            ranking="hybrid"),
+                             forward_model=forward, relaxer=relaxer, xanes_simulator=feff,
+                             **common)
+    assert relaxer.calls == 1 and len(feff.calls) == 1  # only the model's best is validated
+    assert hybrid.validation["formula"].tolist() == ["Fe3O4"]
+    assert "model" in set(hybrid.summary()["stage"])
+
+
+def test_plausible_states_cover_95_percent_and_expected_state() -> None:
+    from specfusion_lib.inference.search import expected_state, mixed_pairs, plausible_states
+
+    probs = {2: 0.86, 3: 0.099, 4: 0.03, 1: 0.011}  # Ca2MnAlO5's Mn, notebook 10
+    assert plausible_states(probs, min_probability=0.05, max_hypotheses=3,
+                            coverage=0.95) == [2, 3]
+    assert plausible_states(probs, min_probability=0.1, max_hypotheses=3) == [2]
+    assert plausible_states({3: 0.97, 2: 0.03}, min_probability=0.01, max_hypotheses=3,
+                            coverage=0.95) == [3]
+    assert plausible_states({3: 0.4, 2: 0.3, 4: 0.2, 5: 0.1}, min_probability=0.05,
+                            max_hypotheses=2, coverage=0.95) == [3, 2]
+    assert expected_state({2: 1 / 3, 3: 2 / 3}) == pytest.approx(8 / 3)
+    with pytest.raises(ConfigurationError):
+        expected_state({2: 0.0})
+    assert mixed_pairs([3, 2, 5]) == [(2, 3)] and mixed_pairs([-1, 1]) == []
+
+
+def test_true_average_states_and_system_input_accuracy() -> None:
+    import pandas as pd
+
+    from specfusion_lib.inference.benchmark import system_input_accuracy, true_average_states
+
+    sites = [{"element": "Fe", "oxidation_state": 2, "multiplicity": 2},
+             {"element": "Fe", "oxidation_state": 3, "multiplicity": 4},
+             {"element": "Ni", "oxidation_state": 2, "multiplicity": 1}]
+    avg = true_average_states(sites)
+    assert avg["Fe"] == pytest.approx(8 / 3) and avg["Ni"] == 2 and isinstance(avg["Ni"], int)
+    compounds = pd.DataFrame({"material_id": ["a", "b", "c"],
+                              "crystal_system": ["cubic", "cubic", "hexagonal"]})
+    probs = pd.DataFrame({"cubic": [0.9, 0.2, 0.5], "hexagonal": [0.1, 0.7, 0.4],
+                          "trigonal": [0.0, 0.1, 0.1]}, index=["a", "b", "c"])
+    row = system_input_accuracy(compounds, {"m": probs}).iloc[0]
+    assert row["n"] == 3 and row["top1"] == pytest.approx(1 / 3)
+    assert row["top2"] == pytest.approx(1.0) and row["top1_ci_low"] < 1 / 3 < row["top1_ci_high"]

@@ -52,6 +52,7 @@ def _cmd_infer_structure(args: argparse.Namespace) -> int:
     from specfusion_lib.inference.formulas import enumerate_formulas
     from specfusion_lib.inference.search import (
         SearchSettings,
+        expected_state,
         infer_structure,
         state_probabilities,
         write_candidates,
@@ -100,10 +101,17 @@ def _cmd_infer_structure(args: argparse.Namespace) -> int:
     database = TemplateDatabase.from_snapshot(open_snapshot(args.data))
     settings = SearchSettings(n_validate=args.n_candidates, simulate_xanes=not args.no_feff,
                               min_probability=args.min_probability,
+                              coverage=args.coverage,
                               max_hypotheses=args.top_k,
                               no_match_r_pxrd=(None if args.no_match_r_pxrd < 0
                                                else args.no_match_r_pxrd),
-                              progress=True)
+                              ranking=args.ranking, progress=True)
+    forward = None
+    if args.ranking != "feff":
+        from specfusion_lib.xas_structure.cgxas import CGXASForward
+        from specfusion_lib.xas_structure.cgxas_study import SHIPPED_CHECKPOINT
+
+        forward = CGXASForward.load(args.forward_model or SHIPPED_CHECKPOINT)
     if args.mp:
         enumeration = enumerate_formulas(elements, oxidation)
         systems = [s for s, _ in crystal_system_order(
@@ -116,15 +124,22 @@ def _cmd_infer_structure(args: argparse.Namespace) -> int:
           f"{coordination or 'free'}; crystal system "
           + ", ".join(f"{k} {v:.2f}" for k, v in sorted(probabilities.items(),
                                                          key=lambda kv: -kv[1])[:3]))
+    for el, probs in ox_probabilities.items():
+        print(f"# {el}: average oxidation state {expected_state(probs):.2f} (expected value "
+              "of the model's state probabilities; between two states it suggests mixed "
+              "valence)")
     result = infer_structure(elements, oxidation, coordination, probabilities, database,
                              pxrd=pattern, xanes=spectra, settings=settings,
                              xanes_simulator=FeffXanesSimulator(workers=args.workers,
                                                                 progress=True),
-                             oxidation_state_probabilities=ox_probabilities)
+                             oxidation_state_probabilities=ox_probabilities,
+                             forward_model=forward)
     hypotheses = result.inputs.hypotheses()
     if not hypotheses.empty:
-        print("# hypotheses weighed (searched: oxidation states above --min-probability, at "
-              "most --top-k per element; crystal systems as the retrieval settings allow)")
+        print("# hypotheses weighed (searched: the most probable oxidation states up to "
+              "--coverage, none below --min-probability, at most --top-k per element; mixed "
+              "valence of two searched states one apart; crystal systems as the retrieval "
+              "settings allow)")
         print(hypotheses.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     summary = write_candidates(result, args.out)
     shown = pd.read_csv(summary).head(args.show)
@@ -179,9 +194,12 @@ def add_infer_structure_parser(commands: Any) -> argparse.ArgumentParser:
                           "compounds; negative: no verdict)")
     cmd.add_argument("--top-k", type=int, default=3,
                      help="most oxidation states searched per TM (default 3)")
-    cmd.add_argument("--min-probability", type=float, default=0.1,
+    cmd.add_argument("--min-probability", type=float, default=0.05,
                      help="least model probability of a searched oxidation state (default "
-                          "0.1; the most probable state is always searched)")
+                          "0.05; the most probable state is always searched)")
+    cmd.add_argument("--coverage", type=float, default=0.95,
+                     help="search the most probable oxidation states until their "
+                          "probabilities sum to this (default 0.95)")
     cmd.add_argument("--oxidation-state", action="append", metavar="El=N",
                      help="use a known oxidation state instead of the prediction (repeatable)")
     cmd.add_argument("--crystal-system", default=None,
@@ -195,6 +213,13 @@ def add_infer_structure_parser(commands: Any) -> argparse.ArgumentParser:
     cmd.add_argument("--api-key", default=None, help="Materials Project API key")
     cmd.add_argument("--no-feff", action="store_true",
                      help="skip the FEFF10 XANES of the candidates (rank by PXRD only)")
+    cmd.add_argument("--ranking", choices=("feff", "model", "hybrid"), default="feff",
+                     help="feff: CHGNet + FEFF10 validate the PXRD screen's best; model: the "
+                          "forward model (CGXAS) scores the XANES of every screened candidate, "
+                          "no FEFF; hybrid: the model orders, FEFF validates its best")
+    cmd.add_argument("--forward-model", default=None, metavar="PATH",
+                     help="CGXAS checkpoint for --ranking model/hybrid (default: the shipped "
+                          "one; a calibrated one from `specfusion calibrate` works too)")
     cmd.add_argument("--workers", type=int, default=2, help="parallel FEFF processes")
     cmd.add_argument("--show", type=int, default=10, help="rows of the ranking printed")
     cmd.set_defaults(func=_cmd_infer_structure)

@@ -32,12 +32,13 @@ It is then reported, never tuned, on
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +104,7 @@ __all__ = [
     "real_pattern_data",
     "sklearn_predictor",
     "train_symmetry_model",
+    "without_training_rows",
 ]
 
 #: The shipped checkpoint (trained by :func:`train_symmetry_model` with the default settings;
@@ -293,6 +295,33 @@ def real_pattern_data(snapshot: Snapshot, *, seed: int = 0,
         y_demo_test=_labels([demo_sticks.crystal_systems[i] for i in d_test]),
         checksums={"snapshot": str(snapshot.snapshot_id), **_real_checksums()},
         lowered=lowered, lowered_targets=targets)
+
+
+def without_training_rows(data: RealPatternData, material_ids: Iterable[str]
+                          ) -> RealPatternData:
+    """``data`` whose training rows (and symmetry-lowered rows) leave out some materials.
+
+    For a model that must not see given compounds (the structure-inference benchmark of
+    notebook 09 trains the peak model without its targets' families). The validation part,
+    the check and the demo test part are unchanged.
+
+    Raises:
+        ConfigurationError: No training row would be left.
+    """
+    drop = set(map(str, material_ids))
+    keep = np.array([m not in drop for m in data.tables.material_ids], dtype=bool)
+    if not keep.any():
+        raise ConfigurationError("every training row was excluded")
+    lowered, targets = data.lowered, data.lowered_targets
+    if lowered is not None and len(lowered):
+        kept = [i for i, m in enumerate(lowered.material_ids) if m not in drop]
+        lowered = lowered.subset(kept)
+        targets = tuple(targets[i] for i in kept)
+    excluded = sorted(drop & set(data.tables.material_ids))
+    digest = hashlib.sha256("\n".join(excluded).encode()).hexdigest()
+    return replace(data, tables=data.tables.subset(np.flatnonzero(keep)), y=data.y[keep],
+                   sources=data.sources[keep], lowered=lowered, lowered_targets=targets,
+                   checksums={**data.checksums, "excluded_training_rows": digest})
 
 
 def _real_checksums() -> dict[str, str]:

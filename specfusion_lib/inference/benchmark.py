@@ -49,7 +49,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from specfusion_lib.core.elements import TRANSITION_METALS
-from specfusion_lib.core.errors import SpecfusionError
+from specfusion_lib.core.errors import ConfigurationError, SpecfusionError
 from specfusion_lib.core.paper import FIG5B_TOP1
 from specfusion_lib.core.profiles import get_profile
 from specfusion_lib.data.structure_labels import CRYSTAL_SYSTEMS
@@ -111,6 +111,21 @@ def true_site_labels(sites: Sequence[Mapping[str, Any]] | None
     return ox, cn
 
 
+def true_average_states(sites: Sequence[Mapping[str, Any]] | None) -> dict[str, float]:
+    """Per-TM multiplicity-weighted mean of the per-site oxidation states (8/3 for Fe in
+    Fe3O4, whose modal label is 3): the truth a mixed-valence search needs."""
+    sums: dict[str, list[float]] = {}
+    for s in sites or []:
+        if s.get("oxidation_state") is None:
+            continue
+        w = float(s.get("multiplicity") or 1)
+        acc = sums.setdefault(str(s["element"]), [0.0, 0.0])
+        acc[0] += w * float(s["oxidation_state"])
+        acc[1] += w
+    return {el: (round(a / w) if abs(a / w - round(a / w)) < 1e-9 else a / w)
+            for el, (a, w) in sums.items() if w > 0}
+
+
 def _class_int(value: Any) -> int:
     return int(round(float(value)))
 
@@ -147,7 +162,8 @@ def class_probabilities(result: Any, features: Any, material_ids: Sequence[str]
 
 
 def held_out_compounds(snapshot: Snapshot, element_runs: Mapping[str, Any],
-                       features: Any = None) -> pd.DataFrame:
+                       features: Any = None, *,
+                       material_ids: Sequence[str] | None = None) -> pd.DataFrame:
     """The benchmark compounds and their predicted TM labels (module docstring, step 1).
 
     The compounds are the test part of the oxidation-state model (first seed). The two
@@ -159,6 +175,11 @@ def held_out_compounds(snapshot: Snapshot, element_runs: Mapping[str, Any],
         snapshot: The snapshot the models were trained on.
         element_runs: :func:`specfusion_lib.properties.runs.run_tasks` output for
             ``("oxidation_state", "coordination_number")``.
+        features: The feature set the models were trained on (for the class
+            probabilities).
+        material_ids: Other compounds than the test part (the mixed-valence cases of notebook
+            09): predicted here from ``features`` (required then), with ``ox_held_out``
+            saying whether the oxidation-state model saw them.
 
     Returns:
         One row per compound: ``material_id``, ``formula``, ``nelements``, ``elements``,
@@ -172,12 +193,17 @@ def held_out_compounds(snapshot: Snapshot, element_runs: Mapping[str, Any],
     columns = ["material_id", "formula", "nelements", "elements", "crystal_system",
                "oxidation_states", "coordination_numbers", "cn_held_out",
                "true_oxidation_states", "true_coordination_numbers", "labels_correct",
-               "oxidation_state_probabilities"]
+               "oxidation_state_probabilities", "true_average_states", "ox_held_out"]
     ox_run = element_runs.get("oxidation_state")
     if ox_run is None or ox_run.summary is None:
         return pd.DataFrame(columns=columns)
     ox_result = ox_run.summary.results[0]
     test = list(dict.fromkeys(ox_result.split["test"]))
+    held_out = set(test)
+    if material_ids is not None:
+        if features is None:
+            raise ConfigurationError("held_out_compounds: material_ids need features")
+        test = [str(m) for m in material_ids]
     cn_test: set[str] = set()
     cn_pred = pd.DataFrame(columns=["material_id", "element", "y_pred"])
     cn_run = element_runs.get("coordination_number")
@@ -196,6 +222,8 @@ def held_out_compounds(snapshot: Snapshot, element_runs: Mapping[str, Any],
         true_ox, true_cn = true_site_labels(snapshot.sites(mid))
         ox = {str(r.element): _class_int(r.y_pred)
               for r in ox_pred[ox_pred["material_id"] == mid].itertuples()}
+        if not ox and mid in ox_probs:  # not in the test part: the argmax of its softmax
+            ox = {el: max(p, key=p.get) for el, p in ox_probs[mid].items()}
         cn = ({str(r.element): _class_int(r.y_pred)
                for r in cn_pred[cn_pred["material_id"] == mid].itertuples()}
               if mid in cn_test else {})
@@ -207,7 +235,9 @@ def held_out_compounds(snapshot: Snapshot, element_runs: Mapping[str, Any],
                      "coordination_numbers": cn, "cn_held_out": mid in cn_test,
                      "true_oxidation_states": true_ox, "true_coordination_numbers": true_cn,
                      "labels_correct": bool(correct),
-                     "oxidation_state_probabilities": ox_probs.get(mid, {})})
+                     "oxidation_state_probabilities": ox_probs.get(mid, {}),
+                     "true_average_states": true_average_states(snapshot.sites(mid)),
+                     "ox_held_out": mid in held_out})
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -273,7 +303,6 @@ def benchmark_crystal_probabilities(
         compounds without a pattern are missing), the run (None when nothing could be
         trained) and a note ("" when trained).
     """
-    from specfusion_lib.core.errors import ConfigurationError
     from specfusion_lib.crystal_system.training import (
         crystal_system_data,
         train_crystal_system_model,
@@ -355,7 +384,8 @@ def run_benchmark(
             (ignored with ``oracle``).
         database: Template database (default: every structure of ``snapshot``).
         settings: Search settings (default: no validation, PXRD screen of 10 candidates).
-        oracle: Use the true oxidation states, CNs and crystal system instead.
+        oracle: Use the true oxidation states (per site: a mixed valence as its average,
+            :func:`true_average_states`), CNs and crystal system instead.
         families: Material id → structure family: remove each target's whole family from
             the templates, not only its own entry and formula (the stricter variant).
         use_probabilities: Search over the oxidation-state model's probabilities
@@ -369,7 +399,9 @@ def run_benchmark(
         ``top_formula``, ``top_system``, ``top_template``, ``top_level``, ``top_stage``,
         ``formula_correct``, ``system_correct``, ``correct``, ``top3_correct`` (the true
         (formula, system) among the first three distinct ones of the ranking),
-        ``top_r_pxrd`` (R_PXRD of the answer),
+        ``top_r_pxrd`` (R_PXRD of the answer), ``formula_enumerated`` (the true formula was
+        among the enumerated ones), ``verdict`` and ``widened`` (with
+        ``settings.no_match_r_pxrd``),
         ``n_templates_removed``, ``seconds``, ``note``.
     """
     s = settings or SearchSettings(n_screen=10, n_validate=0)
@@ -381,8 +413,9 @@ def run_benchmark(
     for c in tqdm(list(compounds.itertuples()), desc="structure inference benchmark",
                   disable=not progress):
         t0 = time.perf_counter()
-        if oracle:
-            ox, cn = c.true_oxidation_states, c.true_coordination_numbers
+        if oracle:  # the per-site truth: a mixed valence as its average state
+            ox = getattr(c, "true_average_states", None) or c.true_oxidation_states
+            cn = c.true_coordination_numbers
             probs: dict[str, float] = {c.crystal_system: 1.0}
         else:
             ox, cn = c.oxidation_states, c.coordination_numbers
@@ -396,7 +429,8 @@ def run_benchmark(
             "labels_correct": True if oracle else c.labels_correct,
             "n_formulas": 0, "n_templates": 0, "top_formula": "", "top_system": "",
             "top_template": "", "top_level": "", "top_stage": "", "note": "",
-            "top3_correct": False, "top_r_pxrd": math.nan}
+            "top3_correct": False, "top_r_pxrd": math.nan, "formula_enumerated": False,
+            "verdict": "", "widened": False}
         templates = (db.without_family(c.material_id, families) if families is not None
                      else db.without_target(c.material_id))
         row["n_templates_removed"] = len(db) - len(templates)
@@ -415,6 +449,8 @@ def run_benchmark(
                            c.formula, row["note"])
         else:
             row["n_formulas"] = len(result.enumeration)
+            row["formula_enumerated"] = c.formula in set(result.enumeration.formulas)
+            row["verdict"], row["widened"] = result.verdict, result.widened
             row["n_templates"] = len(result.retrieval)
             top = result.top
             if top is None:
@@ -437,10 +473,85 @@ def run_benchmark(
                "system_probability", "labels_correct", "n_formulas", "n_templates",
                "top_formula", "top_system", "top_template", "top_level", "top_stage",
                "formula_correct", "system_correct", "correct", "top3_correct",
-               "top_r_pxrd", "n_templates_removed", "seconds", "note"]
+               "top_r_pxrd", "formula_enumerated", "verdict", "widened",
+               "n_templates_removed", "seconds", "note"]
     logger.info("structure inference benchmark done: %d of %d top-1 correct (%.1f s)",
                 sum(r["correct"] for r in rows), len(rows), time.perf_counter() - start)
     return pd.DataFrame(rows, columns=columns)
+
+
+#: The mixed-valence compounds of the issue (each element on two kinds of site).
+MIXED_VALENCE_FORMULAS: tuple[str, ...] = ("Fe3O4", "Co3O4", "Mn3O4")
+
+
+def mixed_valence_ids(snapshot: Snapshot,
+                      formulas: Sequence[str] = MIXED_VALENCE_FORMULAS) -> list[str]:
+    """Ids of the snapshot's entries of ``formulas`` (the first entry of each, by id)."""
+    m = snapshot.materials
+    out = []
+    for formula in formulas:
+        ids = sorted(m.loc[m["formula"] == formula, "material_id"].astype(str))
+        if ids:
+            out.append(ids[0])
+        else:
+            logger.info("mixed-valence case %s is not in the snapshot", formula)
+    return out
+
+
+def mixed_valence_table(compounds: pd.DataFrame, results: Mapping[str, pd.DataFrame]
+                        ) -> pd.DataFrame:
+    """One row per (compound, variant) of the mixed-valence searches: the true average state,
+    the model's average (:func:`~specfusion_lib.inference.search.expected_state`) and state
+    probabilities, whether the model held the compound out, whether the formula was
+    enumerated, the answer, top-1 and top-3."""
+    from specfusion_lib.inference.search import expected_state
+
+    info = compounds.set_index("material_id")
+    rows = []
+    for variant, table in results.items():
+        for r in table.itertuples():
+            c = info.loc[r.material_id]
+            probs = {el: p for el, p in (c["oxidation_state_probabilities"] or {}).items()
+                     if el in TRANSITION_METALS}
+            rows.append({
+                "variant": variant, "material_id": r.material_id, "formula": r.formula,
+                "crystal_system": r.crystal_system,
+                "true_average_state": "; ".join(f"{el} {v:.2f}" for el, v in
+                                                c["true_average_states"].items()),
+                "model_average_state": "; ".join(f"{el} {expected_state(p):.2f}"
+                                                 for el, p in probs.items()),
+                "model_probabilities": "; ".join(
+                    f"{el} " + " ".join(f"{q:+d}:{v:.2f}" for q, v in sorted(p.items())
+                                        if v >= 0.01) for el, p in probs.items()),
+                "ox_held_out": bool(c["ox_held_out"]),
+                "enumerated": bool(r.formula_enumerated), "top_formula": r.top_formula,
+                "top_system": r.top_system, "top_template": r.top_template,
+                "top_r_pxrd": r.top_r_pxrd, "correct": bool(r.correct),
+                "top3_correct": bool(r.top3_correct), "note": r.note})
+    return pd.DataFrame(rows)
+
+
+def system_input_accuracy(compounds: pd.DataFrame,
+                          probabilities: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Top-1 / top-2 accuracy (Wilson 95 %) of crystal-system classifiers on the benchmark
+    compounds, one row per classifier."""
+    truth = compounds.set_index("material_id")["crystal_system"]
+    rows = []
+    for name, table in probabilities.items():
+        ids = [m for m in truth.index if m in table.index]
+        if not ids:
+            rows.append({"classifier": name, "n": 0})
+            continue
+        p = table.loc[ids, [c for c in CRYSTAL_SYSTEMS if c in table.columns]]
+        ranked = np.argsort(-p.to_numpy(), axis=1)
+        names = np.array(p.columns)
+        top1 = int(sum(names[r[0]] == truth[m] for m, r in zip(ids, ranked, strict=True)))
+        top2 = int(sum(truth[m] in names[r[:2]] for m, r in zip(ids, ranked, strict=True)))
+        lo, hi = wilson_interval(top1, len(ids))
+        rows.append({"classifier": name, "n": len(ids), "top1": top1 / len(ids),
+                     "top1_ci_low": lo, "top1_ci_high": hi, "top2": top2 / len(ids)})
+    return pd.DataFrame(rows, columns=["classifier", "n", "top1", "top1_ci_low",
+                                       "top1_ci_high", "top2"])
 
 
 def validation_part(material_ids: Sequence[str], *, seed: int = 0,
@@ -534,19 +645,30 @@ def validate_examples(
     *,
     n_compounds: int = 2,
     settings: SearchSettings | None = None,
+    modes: Sequence[str] = ("feff",),
+    forward_model: Any = None,
+    hybrid_validate: int = 1,
+    use_probabilities: bool = True,
     relaxer: Any = None,
     xanes_simulator: Any = None,
     progress: bool = False,
 ) -> pd.DataFrame:
-    """The full search (CHGNet relaxation + FEFF validation) for a few benchmark compounds.
+    """The search with XANES for a few benchmark compounds, in one or more ranking modes.
 
     The compounds are the first ``n_compounds`` (by material id) whose every TM has a
-    spectrum in the snapshot; those spectra are the XANES input.
+    spectrum in the snapshot; those spectra are the XANES input. Each compound is searched
+    once per mode of ``modes`` (:data:`~specfusion_lib.inference.search.RANKING_MODES`):
+    ``"feff"`` relaxes (CHGNet) and simulates (FEFF10) the PXRD screen's best
+    ``settings.n_validate``; ``"model"`` scores every screened candidate with
+    ``forward_model`` and runs neither; ``"hybrid"`` lets the model order the screen and
+    validates only its best ``hybrid_validate`` with CHGNet + FEFF10. The seconds of each
+    search are the cost of the mode.
 
     Returns:
-        One row per compound: ``material_id``, ``formula``, ``nelements``, ``crystal_system``,
-        ``top_formula``, ``top_system``, ``top_template``, ``correct``, ``r_pxrd``,
-        ``xanes_similarity``, ``n_validated``, ``seconds``, ``note``.
+        One row per (compound, mode): ``material_id``, ``formula``, ``nelements``,
+        ``crystal_system``, ``ranking``, ``top_formula``, ``top_system``, ``top_template``,
+        ``correct``, ``r_pxrd``, ``xanes_similarity``, ``n_validated``, ``seconds``,
+        ``note``.
     """
     s = settings or SearchSettings(n_screen=10, n_validate=2)
     s = replace(s, n_validate=max(1, s.n_validate))
@@ -561,26 +683,34 @@ def validate_examples(
             break
     rows = []
     start = time.perf_counter()
-    logger.info("full validation (CHGNet + FEFF) of %d compound(s)", len(chosen))
-    for c, spectra in tqdm(chosen, desc="full validation", disable=not progress):
+    logger.info("search with XANES of %d compound(s), ranking %s", len(chosen),
+                ", ".join(modes))
+    for (c, spectra), mode in tqdm([(x, m) for x in chosen for m in modes],
+                                   desc="searches with XANES", disable=not progress):
         t0 = time.perf_counter()
         row: dict[str, Any] = {"material_id": c.material_id, "formula": c.formula,
                                "nelements": c.nelements, "crystal_system": c.crystal_system,
-                               "top_formula": "", "top_system": "", "top_template": "",
-                               "correct": False, "r_pxrd": math.nan,
+                               "ranking": mode, "top_formula": "", "top_system": "",
+                               "top_template": "", "correct": False, "r_pxrd": math.nan,
                                "xanes_similarity": math.nan, "n_validated": 0, "note": ""}
         ox = {el: v for el, v in c.oxidation_states.items() if el in TRANSITION_METALS}
+        ox_probs = ({el: p for el, p in (getattr(c, "oxidation_state_probabilities", None)
+                                         or {}).items() if el in TRANSITION_METALS}
+                    if use_probabilities else None)
+        mode_settings = replace(s, ranking=mode, n_validate=hybrid_validate
+                                if mode == "hybrid" else s.n_validate)
         try:
             result = infer_structure(
                 c.elements, ox, c.coordination_numbers,
                 _probabilities(crystal_probabilities.loc[c.material_id]),
                 db.without_target(c.material_id),
                 pxrd=simulate_pattern(snapshot.structure(c.material_id)), xanes=spectra,
-                settings=s, relaxer=relaxer, xanes_simulator=xanes_simulator)
+                settings=mode_settings, relaxer=relaxer, xanes_simulator=xanes_simulator,
+                oxidation_state_probabilities=ox_probs, forward_model=forward_model)
         except SpecfusionError as exc:
             row["note"] = f"{type(exc).__name__}: {exc}"[:200]
-            logger.warning("full validation of %s (%s) failed: %s", c.material_id, c.formula,
-                           row["note"])
+            logger.warning("search of %s (%s), ranking %s, failed: %s", c.material_id,
+                           c.formula, mode, row["note"])
         else:
             top = result.top
             row["n_validated"] = len(result.validation)
@@ -594,9 +724,9 @@ def validate_examples(
                                             and top["crystal_system"] == c.crystal_system)})
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
-    logger.info("full validation done: %d of %d correct (%.1f s)",
+    logger.info("searches with XANES done: %d of %d correct (%.1f s)",
                 sum(r["correct"] for r in rows), len(rows), time.perf_counter() - start)
     return pd.DataFrame(rows, columns=["material_id", "formula", "nelements", "crystal_system",
-                                       "top_formula", "top_system", "top_template", "correct",
-                                       "r_pxrd", "xanes_similarity", "n_validated", "seconds",
-                                       "note"])
+                                       "ranking", "top_formula", "top_system", "top_template",
+                                       "correct", "r_pxrd", "xanes_similarity", "n_validated",
+                                       "seconds", "note"])

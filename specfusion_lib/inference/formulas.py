@@ -26,8 +26,13 @@ thousand rows at most for five elements).
   name.
 * Several oxidation states per element are allowed: each combination (one state per element)
   is solved and a formula balanced by several combinations is listed once, with all of them.
-  An element takes a single oxidation state within one formula (no mixed valence: Fe3O4 needs
-  Fe²⁺ and Fe³⁺ together and is not produced from one predicted state).
+* **Mixed valence** (``mixed_valence``, or a non-integer state such as the average oxidation
+  state 2.67 of a TM model): an element may take two states on distinct sites. It is then
+  split into two columns, one per state, each with count ≥ 1, solved like two elements and
+  merged again: Fe²⁺₁Fe³⁺₂O₄ is listed as Fe3O4 with the assignment
+  :class:`MixedValence` ``Fe+2×1 +3×2``. The merged counts obey ``max_count`` and the
+  gcd rule; the split is kept with the assignment (templates compare it with their per-site
+  states).
 
 Valences of elements without a prediction (:func:`element_valences`): pymatgen's
 ``Element.common_oxidation_states`` (zero excluded) filtered by a sign rule that encodes the
@@ -46,7 +51,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -60,9 +65,14 @@ __all__ = [
     "MAX_COUNT",
     "MAX_VALENCE_COMBINATIONS",
     "FormulaEnumeration",
+    "MixedValence",
+    "Valence",
+    "average_state",
     "element_valences",
     "enumerate_formulas",
     "format_valences",
+    "mixed_valence_pairs",
+    "site_fractions",
     "solve_charge_balance",
 ]
 
@@ -78,9 +88,65 @@ def _sign(x: int) -> str:
     return f"+{x}" if x > 0 else str(x)
 
 
-def format_valences(valences: Mapping[str, int]) -> str:
-    """``{"Ca": 2, "O": -2}`` → ``"Ca+2 O-2"``."""
-    return " ".join(f"{el}{_sign(int(q))}" for el, q in valences.items())
+@dataclass(frozen=True)
+class MixedValence:
+    """An element on two kinds of site with different oxidation states (Fe²⁺₁Fe³⁺₂ in Fe3O4).
+
+    Attributes:
+        low: The lower state.
+        high: The higher state.
+        n_low: Sites at ``low`` per formula unit of the solved (unreduced) composition.
+        n_high: Sites at ``high``; only the ratio ``n_low : n_high`` matters.
+    """
+
+    low: int
+    high: int
+    n_low: int
+    n_high: int
+
+    def __post_init__(self) -> None:
+        if not self.low < self.high or self.n_low < 1 or self.n_high < 1:
+            raise ConfigurationError(f"invalid mixed valence {self!r}: need low < high and "
+                                     "one site or more of each")
+
+    @property
+    def mean(self) -> float:
+        """The average oxidation state."""
+        return (self.low * self.n_low + self.high * self.n_high) / (self.n_low + self.n_high)
+
+    @property
+    def fractions(self) -> dict[int, float]:
+        """State → fraction of the element's sites."""
+        n = self.n_low + self.n_high
+        return {self.low: self.n_low / n, self.high: self.n_high / n}
+
+    def __float__(self) -> float:
+        return self.mean
+
+    def __str__(self) -> str:
+        return f"{_sign(self.low)}×{self.n_low} {_sign(self.high)}×{self.n_high}"
+
+
+#: An element's oxidation state in one assignment: one state, or two on distinct sites.
+Valence = int | MixedValence
+
+
+def site_fractions(valence: Valence | float) -> dict[int, float]:
+    """State → fraction of the element's sites (``{state: 1.0}`` for a single state)."""
+    if isinstance(valence, MixedValence):
+        return valence.fractions
+    return {int(round(float(valence))): 1.0}
+
+
+def average_state(valence: Valence | float) -> float:
+    """The (average) oxidation state as a number."""
+    return float(valence)
+
+
+def format_valences(valences: Mapping[str, Valence]) -> str:
+    """``{"Ca": 2, "O": -2}`` → ``"Ca+2 O-2"``; a mixed valence as ``"Fe+2×1 +3×2"``."""
+    return " ".join(f"{el}{q}" if isinstance(q, MixedValence) else f"{el}{_sign(int(q))}"
+                    for el, q in valences.items())
 
 
 def element_valences(
@@ -192,20 +258,23 @@ class FormulaEnumeration:
         elements: The elements, in the order given.
         valences: Element → oxidation states tried.
         max_count: Largest count per element.
-        combinations: Every combination of states tried (element → state), indexed by the
-            ``assignment_ids`` of the table.
+        combinations: Every assignment of states that balances a formula (element → state
+            or :class:`MixedValence`), indexed by the ``assignment_ids`` of the table.
         table: One row per formula: ``formula`` (pymatgen's reduced formula),
             ``anonymous_formula`` (pymatgen's convention, e.g. ``ABC2D5``), ``n_atoms``, one
             column per element with its count, ``oxidation_states`` (every balancing
-            assignment, ``"Ca+2 Mn+3 Al+3 O-2"``, joined by ``"; "``) and
-            ``assignment_ids`` (tuple of indices into ``combinations``).
+            assignment, ``"Ca+2 Mn+3 Al+3 O-2"``, joined by ``"; "``), ``mixed_valence``
+            (whether an assignment puts an element in two states) and ``assignment_ids``
+            (tuple of indices into ``combinations``).
+        mixed_valence: Element → the pairs of states it was also allowed on distinct sites.
     """
 
     elements: tuple[str, ...]
     valences: Mapping[str, tuple[int, ...]]
     max_count: int
-    combinations: tuple[Mapping[str, int], ...]
+    combinations: tuple[Mapping[str, Valence], ...]
     table: pd.DataFrame
+    mixed_valence: Mapping[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.table)
@@ -215,7 +284,7 @@ class FormulaEnumeration:
         """The reduced formulas, in table order."""
         return self.table["formula"].tolist()
 
-    def assignments(self, formula: str) -> list[Mapping[str, int]]:
+    def assignments(self, formula: str) -> list[Mapping[str, Valence]]:
         """The oxidation-state assignments that balance ``formula`` (a formula of the table).
 
         Raises:
@@ -232,19 +301,76 @@ def _anonymous(sorted_counts: tuple[int, ...]) -> str:
     return "".join(f"{chr(65 + i)}{n if n != 1 else ''}" for i, n in enumerate(sorted_counts))
 
 
+def mixed_valence_pairs(
+    oxidation_states: Mapping[str, float | Iterable[float]] | None,
+) -> tuple[dict[str, int | list[int]], dict[str, list[tuple[int, int]]]]:
+    """Split given states into whole states and mixed-valence pairs.
+
+    A non-integer state ``q`` (an average oxidation state, e.g. 2.67 for Fe3O4) becomes the
+    pair ``(⌊q⌋, ⌈q⌉)`` of states on distinct sites.
+
+    Returns:
+        ``(whole, pairs)``: element → integer state(s) (elements with whole states only), and
+        element → pairs.
+
+    Raises:
+        ConfigurationError: A zero or non-finite state, or an average that brackets zero.
+    """
+    whole: dict[str, int | list[int]] = {}
+    pairs: dict[str, list[tuple[int, int]]] = {}
+    for el, states in (oxidation_states or {}).items():
+        values = [states] if isinstance(states, int | float | np.integer | np.floating) \
+            else list(states)
+        ints = []
+        for v in values:
+            v = float(v)
+            if not math.isfinite(v) or v == 0:
+                raise ConfigurationError(f"oxidation state {v!r} of {el} must be finite and "
+                                         "non-zero")
+            if v.is_integer():
+                ints.append(int(v))
+                continue
+            low, high = math.floor(v), math.ceil(v)
+            if low <= 0 <= high:
+                raise ConfigurationError(f"average oxidation state {v} of {el} lies between "
+                                         "a negative and a positive state")
+            pairs.setdefault(el, []).append((low, high))
+        if ints:
+            whole[el] = ints
+    return whole, pairs
+
+
+def _choices(valences: Mapping[str, tuple[int, ...]],
+             pairs: Mapping[str, Sequence[tuple[int, int]]],
+             only_mixed: set[str]) -> list[list[int | tuple[int, int]]]:
+    out = []
+    for el, states in valences.items():
+        options: list[int | tuple[int, int]] = [] if el in only_mixed else list(states)
+        for low, high in pairs.get(el, ()):
+            if (low, high) not in options and low < high and low * high > 0:
+                options.append((low, high))
+        out.append(options)
+    return out
+
+
 def enumerate_formulas(
     elements: Sequence[str],
-    oxidation_states: Mapping[str, int | Iterable[int]] | None = None,
+    oxidation_states: Mapping[str, float | Iterable[float]] | None = None,
     *,
     max_count: int = MAX_COUNT,
+    mixed_valence: Mapping[str, Iterable[tuple[int, int]]] | None = None,
 ) -> FormulaEnumeration:
     """Every charge-balanced formula of the elements (SI §S2.1).
 
     Args:
         elements: Every element of the compound, e.g. ``["Ca", "Mn", "Al", "O"]``.
         oxidation_states: Element → predicted (or known) state or states, e.g.
-            ``{"Mn": 3}``; other elements use :func:`element_valences`.
+            ``{"Mn": 3}``; other elements use :func:`element_valences`. A non-integer state
+            (an average, ``{"Fe": 2.67}``) means the mixed valence ``(⌊q⌋, ⌈q⌉)`` on distinct
+            sites (:func:`mixed_valence_pairs`).
         max_count: Largest count of an element (default 15).
+        mixed_valence: Element → pairs ``(low, high)`` of states it may also take together,
+            on distinct sites, in addition to its single states.
 
     Returns:
         A :class:`FormulaEnumeration` (at least one formula).
@@ -255,30 +381,70 @@ def enumerate_formulas(
         ChargeBalanceError: No composition balances; the message names the elements and the
             states tried.
     """
-    valences = element_valences(elements, oxidation_states)
+    whole, pairs = mixed_valence_pairs(oxidation_states)
+    only_mixed = {normalize_symbol(el) for el in pairs if el not in whole}
+    given = {el: v for el, v in whole.items()}
+    valences = element_valences(elements, given)
+    pairs = {normalize_symbol(el): list(v) for el, v in pairs.items()}
+    for el, extra in (mixed_valence or {}).items():
+        pairs.setdefault(normalize_symbol(el), []).extend(
+            (int(a), int(b)) for a, b in extra)
+    unknown = set(pairs) - set(valences)
+    if unknown:
+        raise ConfigurationError(f"a mixed valence was given for {' '.join(sorted(unknown))}, "
+                                 f"not among the elements {' '.join(valences)}")
     symbols = tuple(valences)
-    combos = list(itertools.product(*valences.values()))
+    combos = list(itertools.product(*_choices(valences, pairs, only_mixed)))
     if len(combos) > MAX_VALENCE_COMBINATIONS:
         raise ConfigurationError(
             f"{len(combos)} combinations of oxidation states for {' '.join(symbols)} (limit "
             f"{MAX_VALENCE_COMBINATIONS}); give fewer states per element")
-    solutions = [solve_charge_balance(combo, max_count) for combo in combos]
-    if not any(len(s) for s in solutions):
+    rows: dict[tuple[int, ...], list[int]] = {}
+    combinations: list[Mapping[str, Valence]] = []
+    index: dict[tuple[tuple[str, Valence], ...], int] = {}
+    for combo in combos:
+        charges, owner = [], []
+        for j, choice in enumerate(combo):
+            for q in (choice if isinstance(choice, tuple) else (choice,)):
+                charges.append(q)
+                owner.append(j)
+        solved = solve_charge_balance(charges, max_count)
+        if not len(solved):
+            continue
+        merged = np.zeros((len(solved), len(symbols)), dtype=np.int64)
+        np.add.at(merged.T, np.asarray(owner), solved.T)
+        for row, split in zip(merged, solved, strict=True):
+            if row.max() > max_count:
+                continue
+            g = int(np.gcd.reduce(row))
+            key = tuple(int(n) // g for n in row)
+            assignment: dict[str, Valence] = {}
+            col = 0
+            for sym, choice in zip(symbols, combo, strict=True):
+                if isinstance(choice, tuple):
+                    assignment[sym] = MixedValence(choice[0], choice[1], int(split[col]),
+                                                   int(split[col + 1]))
+                    col += 2
+                else:
+                    assignment[sym] = int(choice)
+                    col += 1
+            ident = tuple(assignment.items())
+            if ident not in index:
+                index[ident] = len(combinations)
+                combinations.append(assignment)
+            ids = rows.setdefault(key, [])
+            if index[ident] not in ids:
+                ids.append(index[ident])
+    if not rows:
         tried = "; ".join(f"{el} {'/'.join(_sign(q) for q in qs)}"
                           for el, qs in valences.items())
+        mixed = "; ".join(f"{el} {'/'.join(f'{a:+d}&{b:+d}' for a, b in v)}"
+                          for el, v in pairs.items())
         raise ChargeBalanceError(
             f"no charge-balanced composition of {' '.join(symbols)} with counts 1–{max_count} "
-            f"and oxidation states {tried}")
-    stacked = np.vstack([s for s in solutions if len(s)])
-    combo_of_row = np.concatenate([np.full(len(s), i) for i, s in enumerate(solutions)
-                                   if len(s)])
-    unique, inverse = np.unique(stacked, axis=0, return_inverse=True)
-    inverse = np.asarray(inverse).ravel()
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.cumsum(np.bincount(inverse, minlength=len(unique)))[:-1]
-    ids = [tuple(int(i) for i in part) for part in np.split(combo_of_row[order], bounds)]
-    combinations = tuple(dict(zip(symbols, (int(c) for c in combo), strict=True))
-                         for combo in combos)
+            f"and oxidation states {tried}" + (f" (mixed: {mixed})" if mixed else ""))
+    unique = np.array(sorted(rows), dtype=np.int64).reshape(len(rows), len(symbols))
+    ids = [tuple(sorted(rows[tuple(int(n) for n in row)])) for row in unique]
     labels = [format_valences(c) for c in combinations]
     sorted_counts = np.sort(unique, axis=1)
     anonymous: dict[tuple[int, ...], str] = {}
@@ -292,6 +458,9 @@ def enumerate_formulas(
     for j, sym in enumerate(symbols):
         table[sym] = unique[:, j].astype(int)
     table["oxidation_states"] = ["; ".join(labels[i] for i in t) for t in ids]
+    table["mixed_valence"] = [any(isinstance(v, MixedValence) for i in t
+                                  for v in combinations[i].values()) for t in ids]
     table["assignment_ids"] = list(ids)
     table = table.sort_values(["n_atoms", "formula"], kind="stable").reset_index(drop=True)
-    return FormulaEnumeration(symbols, valences, int(max_count), combinations, table)
+    return FormulaEnumeration(symbols, valences, int(max_count), tuple(combinations), table,
+                              {el: tuple(v) for el, v in pairs.items()})

@@ -24,17 +24,29 @@ Stages (each writes one table of :class:`SearchResult`):
    substituted (unrelaxed, volume rescaled, reduced to the primitive cell) and their
    simulated patterns compared with the input (R_PXRD). Cheap (~0.2 s per candidate): no
    relaxation, no FEFF.
-4. ``validation`` (``n_validate`` > 0): the best ``n_validate`` candidates (in screen order,
-   else retrieval order; with ``diverse_formulas`` the best candidate of each formula comes
-   before a second template of any formula) are relaxed (CHGNet), their PXRD and FEFF10
-   XANES simulated and compared with the inputs (R_PXRD, XANES similarity, validation score;
+4. ``model`` (``ranking`` ``"model"`` or ``"hybrid"``, XANES inputs and a forward model
+   given): every screened candidate's XANES is predicted by the forward structure→spectrum
+   model (:class:`~specfusion_lib.inference.candidates.ModelXanesSimulator`, milliseconds
+   per spectrum) on the unrelaxed structure and compared with the input; the screen is
+   re-ordered by the validation score of (R_PXRD, model XANES similarity).
+5. ``validation`` (``n_validate`` > 0, not with ``ranking="model"``): the best
+   ``n_validate`` candidates (in screen order, else retrieval order; with
+   ``diverse_formulas`` the best candidate of each formula comes before a second template
+   of any formula) are relaxed (CHGNet), their PXRD and FEFF10 XANES simulated and compared
+   with the inputs (R_PXRD, XANES similarity, validation score;
    :mod:`~specfusion_lib.inference.candidates`).
-5. ``ranking``: validated candidates by validation score, then the screened ones by R_PXRD,
-   then the remaining matches by retrieval rank. The first row is the answer.
+6. ``ranking``: validated candidates by validation score, then the screened ones in screen
+   order, then the remaining matches by retrieval rank. The first row is the answer.
+
+Three ranking modes (``SearchSettings.ranking``): ``"feff"`` (PXRD screen, then CHGNet +
+FEFF10 for the best ``n_validate``), ``"model"`` (PXRD screen + forward-model XANES, no
+relaxation or FEFF) and ``"hybrid"`` (the forward model orders the screen, CHGNet + FEFF10
+validate only its best ``n_validate``).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -58,6 +70,7 @@ from specfusion_lib.inference.candidates import (
     R_PXRD_MAX_SCALE,
     R_PXRD_SMOOTHING_DEG,
     Candidate,
+    ModelXanesSimulator,
     Relaxer,
     XanesSimulator,
     pxrd_agreement,
@@ -67,7 +80,13 @@ from specfusion_lib.inference.candidates import (
     validation_score,
     xanes_similarity,
 )
-from specfusion_lib.inference.formulas import MAX_COUNT, FormulaEnumeration, enumerate_formulas
+from specfusion_lib.inference.formulas import (
+    MAX_COUNT,
+    FormulaEnumeration,
+    MixedValence,
+    Valence,
+    enumerate_formulas,
+)
 from specfusion_lib.inference.templates import (
     RetrievalResult,
     RetrievalSettings,
@@ -80,8 +99,12 @@ from specfusion_lib.spectra.xanes import XANESSpectrum
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "RANKING_MODES",
     "SearchInputs",
+    "expected_state",
+    "mixed_pairs",
     "plausible_states",
+    "valence_probability",
     "state_probabilities",
     "SearchResult",
     "SearchSettings",
@@ -90,6 +113,8 @@ __all__ = [
 ]
 
 _STAGES = ("validated", "screened", "retrieved")
+#: Ranking modes of :class:`SearchSettings` (module docstring).
+RANKING_MODES: tuple[str, ...] = ("feff", "model", "hybrid")
 
 
 @dataclass(frozen=True)
@@ -109,9 +134,14 @@ class SearchSettings:
             spectra are given.
         smoothing_deg: Gaussian FWHM (° 2θ) of the R_PXRD comparison.
         max_scale: Largest relative d-spacing rescaling of a candidate in R_PXRD.
-        min_probability: With oxidation-state probabilities, the states of a TM searched are
-            those with at least this probability (the most probable one always).
+        coverage: With oxidation-state probabilities, the states of a TM searched are the
+            most probable ones until their probabilities sum to at least ``coverage`` (a 95 %
+            credible set; :func:`plausible_states`) ...
+        min_probability: ... none below this probability (the most probable one always) ...
         max_hypotheses: ... and at most this many per TM.
+        mixed_valence: With oxidation-state probabilities, also try every two plausible
+            states one apart together on distinct sites (:func:`mixed_pairs`; Fe²⁺/Fe³⁺ for
+            Fe3O4), with prior :func:`valence_probability`.
         no_match_r_pxrd: R_PXRD above which the best candidate is no match (``None``: no
             verdict). Set on a validation part of notebook 09's compounds
             (:func:`~specfusion_lib.inference.benchmark.no_match_threshold`). When the best
@@ -122,6 +152,8 @@ class SearchSettings:
             PXRD agreement read as a likelihood ``exp(−R/τ)`` times the hypothesis prior
             (fixed a priori at 0.1, the R_PXRD difference between a hypothesis and one ten
             times less probable being 0.23; not tuned on the benchmark).
+        ranking: ``"feff"``, ``"model"`` or ``"hybrid"`` (module docstring); the last two
+            need a ``forward_model``.
         progress: Show progress bars.
     """
 
@@ -134,11 +166,19 @@ class SearchSettings:
     simulate_xanes: bool = True
     smoothing_deg: float = R_PXRD_SMOOTHING_DEG
     max_scale: float = R_PXRD_MAX_SCALE
-    min_probability: float = 0.1
+    coverage: float = 0.95
+    min_probability: float = 0.05
     max_hypotheses: int = 3
+    mixed_valence: bool = True
     prior_weight: float = 0.1
     no_match_r_pxrd: float | None = None
+    ranking: str = "feff"
     progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.ranking not in RANKING_MODES:
+            raise ConfigurationError(f"ranking must be one of {RANKING_MODES}, got "
+                                     f"{self.ranking!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,6 +194,7 @@ class SearchInputs:
         xanes: Element → input spectrum.
         oxidation_state_probabilities: TM → {state: probability} as given (empty: the
             states of ``oxidation_states`` are hard constraints).
+        mixed_valence: TM → pairs of states tried together on distinct sites.
     """
 
     elements: tuple[str, ...]
@@ -164,16 +205,28 @@ class SearchInputs:
     xanes: Mapping[str, XANESSpectrum]
     oxidation_state_probabilities: Mapping[str, Mapping[int, float]] = field(
         default_factory=dict)
+    mixed_valence: Mapping[str, Sequence[tuple[int, int]]] = field(default_factory=dict)
 
     def hypotheses(self) -> pd.DataFrame:
-        """Every hypothesis the search weighs: ``kind`` (oxidation state of an element, or
-        crystal system), ``element``, ``value``, ``probability``, ``searched``."""
+        """Every hypothesis the search weighs: ``kind`` (the average oxidation state of an
+        element, :func:`expected_state`, for information; an oxidation state; a mixed
+        valence of two states; a crystal system), ``element``, ``value``, ``probability``,
+        ``searched``."""
         rows = []
         for el, probs in self.oxidation_state_probabilities.items():
+            rows.append({"kind": "average oxidation state", "element": el,
+                         "value": round(expected_state(probs), 2), "probability": math.nan,
+                         "searched": None})
             searched = set(_as_states(self.oxidation_states.get(el)))
             for state, p in sorted(probs.items(), key=lambda kv: -kv[1]):
                 rows.append({"kind": "oxidation state", "element": el, "value": int(state),
                              "probability": float(p), "searched": int(state) in searched})
+            for low, high in self.mixed_valence.get(el, ()):
+                rows.append({"kind": "mixed valence", "element": el,
+                             "value": f"{low:+d}/{high:+d}",
+                             "probability": valence_probability(
+                                 probs, MixedValence(low, high, 1, 1)),
+                             "searched": True})
         for system, p in sorted(self.crystal_system_probabilities.items(),
                                 key=lambda kv: -kv[1]):
             rows.append({"kind": "crystal system", "element": "", "value": system,
@@ -193,14 +246,16 @@ class SearchResult:
         retrieval: Stage 2, ranked template matches.
         screen: Stage 3, one row per screened candidate (``candidate_id``, ``formula``,
             ``template_id``, ``template_formula``, ``crystal_system``, ``level``,
-            ``retrieval_rank``, ``volume_ratio``, ``r_pxrd_unrelaxed``, ``note``).
-        validation: Stage 4, one row per validated candidate (``candidate_id``, ``formula``,
+            ``retrieval_rank``, ``volume_ratio``, ``r_pxrd_unrelaxed``; with probabilities
+            ``hypothesis_prior`` and ``screen_score``; with a forward model ``xanes_model``
+            and ``model_score``), in screen order.
+        validation: Stage 5, one row per validated candidate (``candidate_id``, ``formula``,
             ``template_formula``, ``crystal_system``, ``crystal_system_relaxed``,
             ``relaxed``, ``relax_note``, ``r_pxrd``, ``pxrd_similarity``, ``pxrd_scale``
             (the d-spacing rescaling of the best R_PXRD),
             ``xanes_similarity``, ``xanes_<El>`` per element, ``xanes_note``,
             ``validation_score``).
-        ranking: Stage 5, best first: ``final_rank``, ``stage``, ``candidate_id``,
+        ranking: Stage 6, best first: ``final_rank``, ``stage``, ``candidate_id``,
             ``formula``, ``crystal_system``, ``template_id``, ``template_formula``,
             ``level``, ``retrieval_rank``, ``r_pxrd``, ``xanes_similarity``,
             ``validation_score``.
@@ -251,6 +306,9 @@ class SearchResult:
              "seconds": self.timings.get("templates", math.nan)},
             {"stage": "screen", "count": len(self.screen),
              "seconds": self.timings.get("screen", math.nan)},
+            {"stage": "model", "count": int(self.screen.get("xanes_model",
+                                                            pd.Series(dtype=float)).notna().sum()),
+             "seconds": self.timings.get("model", math.nan)},
             {"stage": "validation", "count": len(self.validation),
              "seconds": self.timings.get("validation", math.nan)},
         ])
@@ -273,12 +331,12 @@ def _clean_inputs(elements: Sequence[str], oxidation_states: Mapping[str, Any] |
     return symbols, ox, cns, spectra
 
 
-def _as_states(value: Any) -> list[int]:
+def _as_states(value: Any) -> list[float]:
     if value is None:
         return []
-    if isinstance(value, (int, np.integer)):
-        return [int(value)]
-    return [int(v) for v in value]
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return [float(value)]
+    return [float(v) for v in value]
 
 
 def state_probabilities(probabilities: Any) -> dict[int, float]:
@@ -289,35 +347,76 @@ def state_probabilities(probabilities: Any) -> dict[int, float]:
     return {int(round(float(k))): float(v) for k, v in probabilities.items()}
 
 
+def expected_state(probabilities: Mapping[int, float]) -> float:
+    """The average oxidation state Σ p·q of a model's state probabilities.
+
+    A site-averaged spectrum of a mixed-valence compound is a superposition of its sites'
+    spectra, so the model's probability is shared between the two states and the expected
+    value falls between them (Fe3O4: between 2 and 3); :func:`mixed_pairs` turns two such
+    plausible states into a mixed-valence hypothesis.
+    """
+    total = float(sum(probabilities.values()))
+    if total <= 0:
+        raise ConfigurationError("oxidation-state probabilities sum to zero")
+    return float(sum(int(q) * p for q, p in probabilities.items()) / total)
+
+
 def plausible_states(probabilities: Mapping[int, float], *, min_probability: float,
-                     max_hypotheses: int) -> list[int]:
-    """States in decreasing probability with at least ``min_probability`` (the most probable
-    always), at most ``max_hypotheses``."""
+                     max_hypotheses: int, coverage: float = 1.0) -> list[int]:
+    """States in decreasing probability until they cover ``coverage`` of the probability,
+    each with at least ``min_probability`` (the most probable always), at most
+    ``max_hypotheses``. ``{2: 0.86, 3: 0.10, 4: 0.03}`` gives ``[2, 3]`` at coverage 0.95."""
     ranked = sorted(probabilities.items(), key=lambda kv: (-kv[1], kv[0]))
-    keep = [int(s) for k, (s, p) in enumerate(ranked) if k == 0 or p >= min_probability]
+    keep: list[int] = []
+    covered = 0.0
+    for state, p in ranked:
+        if keep and (covered >= coverage - 1e-9 or p < min_probability):
+            break
+        keep.append(int(state))
+        covered += float(p)
     return keep[:max(1, max_hypotheses)]
 
 
+def mixed_pairs(states: Sequence[int]) -> list[tuple[int, int]]:
+    """Pairs of plausible states one apart, ``[(2, 3)]`` for ``[3, 2]``: the mixed valences
+    the search tries (an element on two kinds of site, as Fe in Fe3O4)."""
+    ordered = sorted(set(int(q) for q in states))
+    return [(a, b) for a, b in itertools.pairwise(ordered) if b - a == 1 and a * b > 0]
+
+
+def valence_probability(probabilities: Mapping[int, float], valence: Valence) -> float:
+    """Prior of one element's valence hypothesis: the model probability of a single state; for
+    a mixed valence the smaller probability of its two states (both must be present; fixed a
+    priori, not tuned)."""
+    if isinstance(valence, MixedValence):
+        return min(probabilities.get(valence.low, 0.0), probabilities.get(valence.high, 0.0))
+    return probabilities.get(int(valence), 0.0)
+
+
 def _apply_priors(retrieval: RetrievalResult,
-                  probabilities: Mapping[str, Mapping[int, float]]) -> RetrievalResult:
+                  probabilities: Mapping[str, Mapping[int, float]],
+                  max_matches: int | None = None) -> RetrievalResult:
     """Matches re-ordered for a search over oxidation-state hypotheses: each match's
     ``hypothesis_prior`` (product over the TMs of the probability of its state) and ``prior``
     (times the crystal-system probability); the best template of every (formula, system,
     states) hypothesis first, by prior, then the second of each, and so on, so the PXRD screen
-    sees every plausible hypothesis before a second template of any."""
+    sees every plausible hypothesis before a second template of any; at most ``max_matches``
+    kept (after this ordering, so a less probable crystal system is not cut first)."""
     table = retrieval.table.copy()
     if table.empty:
         return RetrievalResult(table.assign(hypothesis_prior=[], prior=[]),
                                retrieval.crystal_systems, retrieval.n_formulas,
                                retrieval.database)
     table["hypothesis_prior"] = [
-        float(np.prod([probabilities[el].get(int(v), 0.0) for el, v in val.items()
+        float(np.prod([valence_probability(probabilities[el], v) for el, v in val.items()
                        if el in probabilities])) for val in table["valences"]]
     table["prior"] = table["system_probability"] * table["hypothesis_prior"]
     table["_round"] = table.groupby(["formula", "crystal_system", "oxidation_states"],
                                     sort=False).cumcount()
     table = table.sort_values(["_round", "prior", "rank"], ascending=[True, False, True],
                               kind="stable").drop(columns="_round").reset_index(drop=True)
+    if max_matches is not None:
+        table = table.head(max_matches)
     table["rank"] = np.arange(1, len(table) + 1)
     return RetrievalResult(table, retrieval.crystal_systems, retrieval.n_formulas,
                            retrieval.database)
@@ -336,7 +435,7 @@ def _build_candidates(retrieval: RetrievalResult, database: TemplateDatabase,
         built.add(key)
         structure, ratio = substitute(
             database.structure(match["template_id"]), match["mapping"],
-            target_valences=match["valences"],
+            target_valences={el: float(v) for el, v in match["valences"].items()},
             template_valences=database.valences(match["template_id"]))
         structure = structure.get_primitive_structure()  # fewer atoms for CHGNet
         cid = f"c{len(out) + 1:02d}"
@@ -397,6 +496,7 @@ def infer_structure(
     relaxer: Relaxer | None = None,
     xanes_simulator: XanesSimulator | None = None,
     oxidation_state_probabilities: Mapping[str, Mapping[int, float]] | None = None,
+    forward_model: Any = None,
 ) -> SearchResult:
     """Run the whole search (module docstring).
 
@@ -421,6 +521,9 @@ def infer_structure(
             (:func:`_apply_priors`) and ranks the screened candidates by
             ``R_PXRD − τ·ln(prior / best prior)`` (``settings.prior_weight``); the states in
             ``oxidation_states`` are then ignored for those TMs.
+        forward_model: Structure → spectrum model for ``ranking`` ``"model"`` / ``"hybrid"``
+            (``predict_structures(structures, element)``, e.g.
+            :class:`~specfusion_lib.xas_structure.cgxas.CGXASForward`).
 
     Returns:
         A :class:`SearchResult`.
@@ -443,21 +546,28 @@ def infer_structure(
         raise ConfigurationError(f"oxidation-state probabilities given for "
                                  f"{' '.join(sorted(unknown))}, not among the elements "
                                  f"{' '.join(symbols)}")
+    mixed: dict[str, list[tuple[int, int]]] = {}
     for el, p in ox_probs.items():
         ox[el] = plausible_states(p, min_probability=s.min_probability,
-                                  max_hypotheses=s.max_hypotheses)
-    inputs = SearchInputs(symbols, ox, cns, probs, pxrd, spectra, ox_probs)
+                                  max_hypotheses=s.max_hypotheses, coverage=s.coverage)
+        if s.mixed_valence and mixed_pairs(ox[el]):
+            mixed[el] = mixed_pairs(ox[el])
+    inputs = SearchInputs(symbols, ox, cns, probs, pxrd, spectra, ox_probs, mixed)
     timings: dict[str, float] = {}
     logger.debug("structure search for %s: PXRD %s, XANES of %s", "-".join(symbols),
                 "given" if pxrd is not None else "not given", ", ".join(spectra) or "none")
 
     t0 = time.perf_counter()
-    enumeration = enumerate_formulas(symbols, ox, max_count=s.max_count)
+    enumeration = enumerate_formulas(symbols, ox, max_count=s.max_count, mixed_valence=mixed)
     timings["formulas"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    retrieval = retrieve_templates(enumeration, database, probs, cns, s.retrieval)
-    if ox_probs:
-        retrieval = _apply_priors(retrieval, ox_probs)
+    if ox_probs:  # cap the matches after ordering by prior, not in crystal-system order
+        retrieval = _apply_priors(
+            retrieve_templates(enumeration, database, probs, cns,
+                               replace(s.retrieval, max_matches=None)),
+            ox_probs, s.retrieval.max_matches)
+    else:
+        retrieval = retrieve_templates(enumeration, database, probs, cns, s.retrieval)
     timings["templates"] = time.perf_counter() - t0
     logger.debug("structure search: %d formula(s), %d template match(es)",
                 len(enumeration.table), len(retrieval.table))
@@ -497,9 +607,17 @@ def infer_structure(
                                     kind="stable").reset_index(drop=True)
     timings["screen"] = time.perf_counter() - t0
 
+    if s.ranking != "feff":
+        if forward_model is None:
+            raise ConfigurationError(f"ranking={s.ranking!r} needs a forward_model")
+        t0 = time.perf_counter()
+        screen = _model_screen(screen, candidates, inputs, ModelXanesSimulator(forward_model))
+        timings["model"] = time.perf_counter() - t0
+
     t0 = time.perf_counter()
     order = screen["candidate_id"].tolist() if not screen.empty else list(candidates)
-    chosen = _choose(order, candidates, s.n_validate, s.diverse_formulas)
+    chosen = ([] if s.ranking == "model"
+              else _choose(order, candidates, s.n_validate, s.diverse_formulas))
     validation, sim_spectra = _validate(chosen, candidates, structures, patterns, inputs, s,
                                         relaxer, xanes_simulator)
     timings["validation"] = time.perf_counter() - t0
@@ -516,7 +634,8 @@ def infer_structure(
         elements, oxidation_states, coordination_numbers, crystal_system_probabilities,
         database, pxrd=pxrd, xanes=xanes, settings=wide, relaxer=relaxer,
         xanes_simulator=xanes_simulator,
-        oxidation_state_probabilities=oxidation_state_probabilities))
+        oxidation_state_probabilities=oxidation_state_probabilities,
+        forward_model=forward_model))
 
 
 def _verdict(result: SearchResult, threshold: float,
@@ -528,7 +647,7 @@ def _verdict(result: SearchResult, threshold: float,
         result.verdict = "match"
         return result
     s = result.settings
-    wide = replace(s, min_probability=min(s.min_probability, 0.01),
+    wide = replace(s, min_probability=min(s.min_probability, 0.01), coverage=1.0,
                    max_hypotheses=max(s.max_hypotheses, 6), no_match_r_pxrd=None,
                    retrieval=replace(s.retrieval, max_crystal_systems=4,
                                      min_system_probability=0.01))
@@ -539,6 +658,37 @@ def _verdict(result: SearchResult, threshold: float,
     best.widened = True
     best.verdict = "match" if best.best_r_pxrd <= threshold else "no match"
     return best
+
+
+def _model_screen(screen: pd.DataFrame, candidates: Mapping[str, Candidate],
+                  inputs: SearchInputs, simulator: ModelXanesSimulator) -> pd.DataFrame:
+    """The screen with ``xanes_model`` (mean similarity of the forward model's spectra of the
+    unrelaxed candidates to the input spectra) and ``model_score`` (validation score of the
+    screen's PXRD term and that similarity), ordered by ``model_score``."""
+    elements = [el for el in inputs.elements if el in inputs.xanes]
+    if screen.empty or not elements:
+        return screen.assign(xanes_model=math.nan, model_score=math.nan)
+    spectra = simulator({cid: candidates[cid].structure for cid in screen["candidate_id"]},
+                        elements)
+    similarity = []
+    for cid in screen["candidate_id"]:
+        values = []
+        for el in elements:
+            sim = spectra.get((cid, el))
+            if sim is None:
+                logger.warning("candidate %s: no forward-model %s XANES (%s)", cid, el,
+                               simulator.failures_.get((cid, el), "not predicted"))
+                continue
+            try:
+                values.append(xanes_similarity(inputs.xanes[el], sim))
+            except SpecfusionError as exc:
+                logger.warning("candidate %s: %s XANES not compared (%s)", cid, el, exc)
+        similarity.append(float(np.mean(values)) if values else math.nan)
+    base = screen["screen_score"] if "screen_score" in screen else screen["r_pxrd_unrelaxed"]
+    out = screen.assign(xanes_model=similarity)
+    out["model_score"] = [validation_score(b, x) for b, x in zip(base, similarity, strict=True)]
+    return out.sort_values(["model_score", "retrieval_rank"], kind="stable",
+                           na_position="last").reset_index(drop=True)
 
 
 def _validate(chosen: Sequence[str], candidates: Mapping[str, Candidate],
@@ -646,6 +796,9 @@ def _rank(retrieval: RetrievalResult, candidates: Mapping[str, Candidate],
                                                    "validation_score")})
         elif cid is not None and scr is not None and cid in scr.index:
             row["r_pxrd"] = scr.at[cid, "r_pxrd_unrelaxed"]
+            if "xanes_model" in scr.columns:
+                row["xanes_similarity"] = scr.at[cid, "xanes_model"]
+                row["validation_score"] = scr.at[cid, "model_score"]
         rows.append(row)
         seen.add(rank)
 

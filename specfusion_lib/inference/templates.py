@@ -27,7 +27,11 @@ Every pair is classified, and a mapping takes the loosest class of its pairs (it
 
 ``exact``
     same element category (:func:`specfusion_lib.core.elements.element_type`), same oxidation
-    state and, for a TM with a predicted CN, the same CN in the template;
+    states *per site* and, for a TM with a predicted CN, the same CN in the template. A
+    target state is compared with the template element's per-site labels
+    (:meth:`TemplateDatabase.site_states`): a mixed valence Fe²⁺₁Fe³⁺₂ matches a template
+    whose Co sites are one third Co²⁺ and two thirds Co³⁺ (Co3O4), not one of mean 2.67 from
+    a single site kind; radii are then the site-fraction-weighted Shannon radii;
 ``relaxed``
     same element category, oxidation state or CN differ (SI: "comparable");
 ``substitution``
@@ -73,7 +77,12 @@ from pymatgen.core import Composition, Element, Structure
 from specfusion_lib.core.elements import TRANSITION_METALS, element_type
 from specfusion_lib.core.errors import ConfigurationError, DataSourceError, SnapshotError
 from specfusion_lib.data.structure_labels import CRYSTAL_SYSTEMS, crystal_system
-from specfusion_lib.inference.formulas import FormulaEnumeration, format_valences
+from specfusion_lib.inference.formulas import (
+    FormulaEnumeration,
+    Valence,
+    format_valences,
+    site_fractions,
+)
 from specfusion_lib.inference.radii import shannon_radius
 from specfusion_lib.properties.features import weighted_mode
 
@@ -187,6 +196,7 @@ class _Caches:
     amounts: dict[str, dict[str, int]] = field(default_factory=dict)
     valences: dict[str, dict[str, float] | None] = field(default_factory=dict)
     cns: dict[tuple[str, str], int | None] = field(default_factory=dict)
+    site_states: dict[tuple[str, str], dict[int, float] | None] = field(default_factory=dict)
 
 
 _TABLE_COLUMNS = ["material_id", "formula", "anonymous_formula", "crystal_system",
@@ -387,6 +397,23 @@ class TemplateDatabase:
             out.setdefault(site.specie.symbol, []).append(float(v))
         return {el: float(np.mean(v)) for el, v in out.items()}
 
+    def site_states(self, material_id: str, element: str) -> dict[int, float] | None:
+        """State → fraction of ``element``'s sites in the template, from the per-site
+        oxidation-state labels (multiplicity-weighted; ``{2: 1/3, 3: 2/3}`` for Fe in
+        Fe3O4), or None when the template has no labels for the element."""
+        key = (material_id, element)
+        cache = self._caches.site_states
+        if key not in cache:
+            weights: dict[int, float] = {}
+            for s in self._sites.get(material_id) or []:
+                if s.get("element") == element and s.get("oxidation_state") is not None:
+                    state = int(round(float(s["oxidation_state"])))
+                    weights[state] = weights.get(state, 0.0) + float(s.get("multiplicity") or 1)
+            total = sum(weights.values())
+            cache[key] = ({q: w / total for q, w in sorted(weights.items())} if total > 0
+                          else None)
+        return cache[key]
+
     def coordination(self, material_id: str, element: str) -> int | None:
         """Multiplicity-weighted modal CN of ``element`` in the template.
 
@@ -558,24 +585,48 @@ class _Pair:
     valence_diff: bool
 
 
-def _pair(target: str, q: int, cn_pred: int | None, template: str, q_t: float,
-          cn_t: int | None, tol: float) -> _Pair | None:
-    """Classify one (target element, template element) pair; None when impossible."""
-    if np.sign(q) != np.sign(q_t):
+def _mean_radius(element: str, states: Mapping[int, float], cn: int | None) -> float | None:
+    """Site-fraction-weighted Shannon radius of an element over its states (None when one is
+    not tabulated)."""
+    total = 0.0
+    for q, fraction in states.items():
+        r = shannon_radius(element, q, cn)
+        if r is None:
+            return None
+        total += fraction * r
+    return total
+
+
+def _same_states(a: Mapping[int, float], b: Mapping[int, float], tol: float = 0.02) -> bool:
+    return set(a) == set(b) and all(abs(a[q] - b[q]) <= tol for q in a)
+
+
+def _pair(target: str, q: Valence, cn_pred: int | None, template: str, q_t: float,
+          t_states: Mapping[int, float] | None, cn_t: int | None, tol: float) -> _Pair | None:
+    """Classify one (target element, template element) pair; None when impossible.
+
+    The states compared are per site: the target's (one state, or the two of a mixed
+    valence with their site fractions) against the template element's per-site labels
+    (``t_states``) when it has them, else its mean state ``q_t``."""
+    if np.sign(float(q)) != np.sign(q_t):
         return None
     same_type = element_type(target) == element_type(template)
-    q_t_int = int(round(q_t))
+    states = site_fractions(q)
     cn_target = cn_pred if cn_pred is not None else cn_t
-    r_e = shannon_radius(target, q, cn_target)
-    r_t = shannon_radius(template, q_t_int, cn_t)
-    if target == template and q == q_t_int and cn_target == cn_t:
+    r_e = _mean_radius(target, states, cn_target)
+    if t_states:
+        r_t = _mean_radius(template, t_states, cn_t)
+        valence_diff = not _same_states(states, t_states)
+    else:
+        r_t = shannon_radius(template, int(round(q_t)), cn_t)
+        valence_diff = not math.isclose(float(q), q_t, abs_tol=1e-6)
+    if target == template and not valence_diff and cn_target == cn_t:
         mismatch = 0.0
     elif r_e is None or r_t is None:
         mismatch = MISSING_RADIUS_MISMATCH
     else:
         mismatch = abs(r_e - r_t) / r_t
     cn_diff = (abs(cn_pred - cn_t) / cn_pred if cn_pred and cn_t is not None else 0.0)
-    valence_diff = not math.isclose(q, q_t, abs_tol=1e-6)
     if same_type and not valence_diff and cn_diff == 0.0:
         level = 0
     elif same_type:
@@ -609,7 +660,7 @@ def _mappings(target_amounts: Mapping[str, int],
 
 
 def _best_mapping(
-    amounts: Mapping[str, int], valences: Mapping[str, int],
+    amounts: Mapping[str, int], valences: Mapping[str, Valence],
     cns: Mapping[str, int], template_id: str, db: TemplateDatabase,
     settings: RetrievalSettings, max_level: int,
 ) -> tuple[dict[str, str], int, float, float, float, float] | None:
@@ -623,8 +674,9 @@ def _best_mapping(
         for el, t_el in mapping.items():
             is_tm = el in TRANSITION_METALS
             cn_t = db.coordination(template_id, t_el) if is_tm else None
-            pair = _pair(el, int(valences[el]), cns.get(el) if is_tm else None, t_el,
-                         t_valences.get(t_el, 0.0), cn_t, settings.substitution_radius_tol)
+            pair = _pair(el, valences[el], cns.get(el) if is_tm else None, t_el,
+                         t_valences.get(t_el, 0.0), db.site_states(template_id, t_el), cn_t,
+                         settings.substitution_radius_tol)
             if pair is None or pair.level > max_level:
                 break
             pairs.append((amounts[el], el, pair))
