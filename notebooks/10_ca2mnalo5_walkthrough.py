@@ -25,7 +25,7 @@
 # | Fig. S25 three compounds | `figS25_structure_inference_examples.png` | `inference.walkthrough.panel_entry`, `inference_plots.plot_compound_panels` |
 # | tables | `tables/ca2mnalo5_formulas.csv`, `tables/ca2mnalo5_templates.csv`, `tables/ca2mnalo5_candidates.csv`, `tables/structure_inference_examples.csv` | `inference.search.infer_structure` |
 #
-# **Inputs.** The compound's simulated K-edge XANES (the snapshot's) and its simulated PXRD stand in for measured spectra; the predictions come from notebook 02/04's XANES models and notebook 07's PXRD model (reloaded from `checkpoint_dir`, trained here if missing). These compounds may be in those models' training parts (the paper's S25 compounds were excluded from training); the tables say what was predicted. The compound's own structure is kept in the template database by default, as for a known compound in a real search, so the question is whether the spectra pick it over the other candidates; set `remove_target = True` for the harder benchmark setting of notebook 09. When a compound, or its TM spectra, is missing from the snapshot (the 10-compound test fixture), the notebook says so and uses a compound the snapshot has. FEFF10 (5–30 s per spectrum) runs in `quick` and `paper`; `smoke` stops after the CHGNet relaxation and PXRD comparison.
+# **Inputs.** The compound's simulated K-edge XANES (the snapshot's) and its simulated PXRD stand in for measured spectra; the predictions come from notebook 02/04's XANES models and notebook 07's real-structure PXRD model (the shipped peak-feature + indexing classifier, `data/models/`). These compounds may be in those models' training parts (the paper's S25 compounds were excluded from training); the tables say what was predicted. The compound's own structure is kept in the template database by default, as for a known compound in a real search, so the question is whether the spectra pick it over the other candidates; set `remove_target = True` for the harder benchmark setting of notebook 09. When a compound, or its TM spectra, is missing from the snapshot (the 10-compound test fixture), the notebook says so and uses a compound the snapshot has. FEFF10 (5–30 s per spectrum) runs in `quick` and `paper`; `smoke` stops after the CHGNet relaxation and PXRD comparison.
 
 # %% tags=["parameters"]
 # Parameters (papermill overrides these; run_all.sh passes profile and data)
@@ -43,7 +43,7 @@ from pathlib import Path
 import pandas as pd
 
 from specfusion_lib.core.profiles import get_profile
-from specfusion_lib.crystal_system import training as cs
+from specfusion_lib.crystal_system.peak_classifier import PeakIndexingClassifier
 from specfusion_lib.data.sources import open_snapshot
 from specfusion_lib.inference import walkthrough
 from specfusion_lib.inference.candidates import FeffXanesSimulator, chgnet_relaxer_for_search
@@ -69,10 +69,7 @@ task_runs.run_tasks(snapshot, task_runs.ELEMENT_TASKS, settings,
                      checkpoint_dir=checkpoint_dir, progress=show_progress,
                      augment=task_runs.element_augment(snapshot))  # as notebook 04
 predictor = Predictor.from_dir(checkpoint_dir)
-cs_runs = cs.train_crystal_system_seeds(snapshot, settings, checkpoint_dir=checkpoint_dir,
-                                       cache_dir=pattern_cache or None,
-                                       progress=show_progress)
-crystal_predictor = cs.CrystalSystemPredictor.from_run(cs_runs)
+crystal_predictor = PeakIndexingClassifier.load()  # notebook 07's real-structure model
 print('XANES models:', ', '.join(predictor.tasks))
 database = TemplateDatabase.from_snapshot(snapshot)
 use_feff = profile != 'smoke'  # FEFF10: 5-30 s per spectrum
@@ -102,7 +99,7 @@ if walk.result is not None:
 walk.properties
 
 # %% [markdown]
-# The hypotheses the search weighed: every oxidation state of a TM with a model probability of at least 0.1 (at most three) is enumerated, not only the most probable one, and the candidates are ranked by PXRD agreement times prior (`inference/search.py`); the crystal systems as the retrieval allows.
+# The hypotheses the search weighed: the most probable oxidation states of each TM until they cover 95 % of the model's probability (none below 0.05, at most three) are enumerated, not only the most probable one, two of them one apart also together on distinct sites (mixed valence); the average oxidation state is the expected value of the probabilities; and the candidates are ranked by PXRD agreement times prior (`inference/search.py`); the crystal systems as the retrieval allows.
 
 # %%
 hypotheses = (walk.result.inputs.hypotheses() if walk.result is not None else

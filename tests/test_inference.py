@@ -446,6 +446,26 @@ def test_cli_writes_ranked_cifs(nio_inputs, tmp_path, fixture_snapshot_path, cap
     assert "NiO" in capsys.readouterr().out
 
 
+def test_cli_model_ranking_with_the_shipped_models(nio_inputs, tmp_path, fixture_snapshot_path,
+                                                  capsys) -> None:
+    """No --crystal-system: the shipped peak model gives the systems; --ranking model: the
+    shipped CGXAS model scores the XANES of the screened candidates (no CHGNet, no FEFF)."""
+    import pandas as pd
+
+    xanes, pattern = nio_inputs
+    out = tmp_path / "out"
+    status = _cli(["--xanes", str(xanes), "--pxrd", str(pattern), "--elements", "Ni", "O",
+                   "--data", str(fixture_snapshot_path), "--out", str(out),
+                   "--oxidation-state", "Ni=2", "--ranking", "model"])
+    assert status == 0
+    summary = pd.read_csv(out / "summary.csv")
+    screened = summary[summary["stage"] == "screened"]
+    assert len(screened) and screened["xanes_similarity"].notna().all()
+    assert (summary["stage"] != "validated").all()
+    printed = capsys.readouterr().out
+    assert "crystal system cubic" in printed  # rock salt, from the peak model
+
+
 # --------------------------------------------------------------------------------------------
 # Benchmark helpers (notebook 09)
 # --------------------------------------------------------------------------------------------

@@ -95,9 +95,13 @@ def _cmd_infer_structure(args: argparse.Namespace) -> int:
     pattern = to_grid(read_pattern(args.pxrd, wavelength=wavelength))
     if args.crystal_system:
         probabilities: dict[str, float] = {args.crystal_system.lower(): 1.0}
-    else:
+    elif args.crystal_model == "cnn":
         cs_predictor = CrystalSystemPredictor.load(args.checkpoint_dir)
         probabilities = cs_predictor.predict_proba(pattern).iloc[0].to_dict()
+    else:
+        from specfusion_lib.crystal_system.peak_classifier import PeakIndexingClassifier
+
+        probabilities = PeakIndexingClassifier.load().predict_patterns(pattern).iloc[0].to_dict()
     database = TemplateDatabase.from_snapshot(open_snapshot(args.data))
     settings = SearchSettings(n_validate=args.n_candidates, simulate_xanes=not args.no_feff,
                               min_probability=args.min_probability,
@@ -202,6 +206,10 @@ def add_infer_structure_parser(commands: Any) -> argparse.ArgumentParser:
                           "probabilities sum to this (default 0.95)")
     cmd.add_argument("--oxidation-state", action="append", metavar="El=N",
                      help="use a known oxidation state instead of the prediction (repeatable)")
+    cmd.add_argument("--crystal-model", choices=("peaks", "cnn"), default="peaks",
+                     help="crystal-system classifier: the shipped peak-feature + indexing "
+                          "model that holds on real structures (default), or notebook 07's "
+                          "CNN-Transformer checkpoint in --checkpoint-dir")
     cmd.add_argument("--crystal-system", default=None,
                      help="use a known crystal system instead of the PXRD prediction")
     cmd.add_argument("--wavelength", default=None,

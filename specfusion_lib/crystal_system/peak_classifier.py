@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from specfusion_lib.core.atomic import atomic_write, atomic_write_text
@@ -126,6 +127,16 @@ class PeakIndexingClassifier:
             raise ConfigurationError(f"patterns must have shape (N, {self.grid.size}), "
                                      f"got {x.shape}")
         return self.predict_features(peak_feature_matrix(x, self.grid))
+
+    def predict_patterns(self, patterns: Any) -> pd.DataFrame:
+        """Crystal-system probabilities of :class:`~specfusion_lib.spectra.pxrd.PXRDPattern`
+        objects (one or a sequence, any 2θ grid; put on :attr:`grid` first): one row per
+        pattern, one column per system, as ``CrystalSystemPredictor.predict_proba``."""
+        from specfusion_lib.spectra.pxrd import PXRDPattern, to_grid
+
+        items = [patterns] if isinstance(patterns, PXRDPattern) else list(patterns)
+        x = np.stack([to_grid(p, self.grid).intensity for p in items])
+        return pd.DataFrame(self.predict_proba(x), columns=list(CRYSTAL_SYSTEMS))
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write ``path`` (pickle) and ``path.with_suffix('.json')`` atomically."""

@@ -148,6 +148,8 @@ class SearchSettings:
             candidate is above it, the search widens its hypotheses once (oxidation states
             down to probability 0.01, up to 6 per TM; up to 4 crystal systems down to 0.01)
             and, if still nothing is within, says "no match" and keeps the closest candidates.
+        system_prior: The prior of the screen score includes the crystal-system probability
+            (``prior``), not only the oxidation states' (``hypothesis_prior``).
         prior_weight: τ of the screen score ``R_PXRD − τ·ln(prior / best prior)``: the
             PXRD agreement read as a likelihood ``exp(−R/τ)`` times the hypothesis prior
             (fixed a priori at 0.1, the R_PXRD difference between a hypothesis and one ten
@@ -171,6 +173,7 @@ class SearchSettings:
     max_hypotheses: int = 3
     mixed_valence: bool = True
     prior_weight: float = 0.1
+    system_prior: bool = True
     no_match_r_pxrd: float | None = None
     ranking: str = "feff"
     progress: bool = False
@@ -398,10 +401,13 @@ def _apply_priors(retrieval: RetrievalResult,
                   max_matches: int | None = None) -> RetrievalResult:
     """Matches re-ordered for a search over oxidation-state hypotheses: each match's
     ``hypothesis_prior`` (product over the TMs of the probability of its state) and ``prior``
-    (times the crystal-system probability); the best template of every (formula, system,
-    states) hypothesis first, by prior, then the second of each, and so on, so the PXRD screen
-    sees every plausible hypothesis before a second template of any; at most ``max_matches``
-    kept (after this ordering, so a less probable crystal system is not cut first)."""
+    (times the crystal-system probability). Within a (formula, system, states) hypothesis
+    the templates go by ``substitution_probability`` (the chemically closest template first,
+    :func:`~specfusion_lib.inference.templates.substitution_probability`); across hypotheses
+    the first template of every hypothesis, by prior, then the second of each, and so on, so
+    the PXRD screen sees every plausible hypothesis before a second template of any. At most
+    ``max_matches`` kept (after this ordering, so a less probable crystal system is not cut
+    first)."""
     table = retrieval.table.copy()
     if table.empty:
         return RetrievalResult(table.assign(hypothesis_prior=[], prior=[]),
@@ -411,6 +417,8 @@ def _apply_priors(retrieval: RetrievalResult,
         float(np.prod([valence_probability(probabilities[el], v) for el, v in val.items()
                        if el in probabilities])) for val in table["valences"]]
     table["prior"] = table["system_probability"] * table["hypothesis_prior"]
+    table = table.sort_values(["substitution_probability", "rank"], ascending=[False, True],
+                              kind="stable")
     table["_round"] = table.groupby(["formula", "crystal_system", "oxidation_states"],
                                     sort=False).cumcount()
     table = table.sort_values(["_round", "prior", "rank"], ascending=[True, False, True],
@@ -595,7 +603,8 @@ def infer_structure(
         "candidate_id", "formula", "template_id", "template_formula", "crystal_system",
         "level", "retrieval_rank", "volume_ratio", "r_pxrd_unrelaxed"])
     if not screen.empty and ox_probs:
-        prior = retrieval.table.set_index("rank")["hypothesis_prior"]
+        column = "prior" if s.system_prior else "hypothesis_prior"
+        prior = retrieval.table.set_index("rank")[column]
         best = max(float(prior.max()), 1e-12)
         screen["hypothesis_prior"] = [float(prior[r]) for r in screen["retrieval_rank"]]
         screen["screen_score"] = screen["r_pxrd_unrelaxed"] - s.prior_weight * np.log(

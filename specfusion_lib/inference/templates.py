@@ -53,6 +53,16 @@ at the template site's CN otherwise; a pair whose radius pymatgen does not tabul
 and :math:`f_q` the fraction of pairs whose oxidation states differ. Ties: template formula,
 then id.
 
+Every match also carries its ``substitution_probability``: the conditional probability that
+the target's ions take the template's ions' places, the product over the mapped pairs of
+pymatgen's data-mined ionic substitution probabilities (``SubstitutionProbability``, the
+λ table of Hautier et al., Inorg. Chem. 50, 656 (2011), mined from the ICSD); a mixed or
+multi-site state contributes the site-fraction-weighted geometric mean over its states (an
+ion the table does not know gets pymatgen's default weight exp(α), α = −5). The
+search over probabilities (:mod:`~specfusion_lib.inference.search`) orders the templates of
+one hypothesis by it: a template with the target's own cation (ZnSe for ZnS) or a chemically
+close one is a better geometric match than one with merely a similar radius.
+
 Template oxidation states: the snapshot's per-site bond-valence labels for the TMs, the other
 elements from ``Composition.oxi_state_guesses`` with those TM states fixed (bond valence on the
 structure when that fails); template CNs: the snapshot's per-site CrystalNN labels
@@ -62,6 +72,7 @@ computed lazily and cached, so a database serves many searches (notebook 09).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -99,6 +110,7 @@ __all__ = [
     "crystal_system_order",
     "fetch_mp_templates",
     "retrieve_templates",
+    "substitution_probability",
 ]
 
 #: Constraint levels, strictest first (see the module docstring).
@@ -110,7 +122,8 @@ _MATCH_COLUMNS = [
     "rank", "formula", "anonymous_formula", "oxidation_states", "valences", "template_id",
     "template_formula", "template_source", "crystal_system", "system_rank",
     "system_probability", "level", "mapping", "radius_mismatch", "cn_mismatch",
-    "valence_mismatch", "score", "formation_energy_per_atom", "stable",
+    "valence_mismatch", "score", "substitution_probability", "formation_energy_per_atom",
+    "stable",
 ]
 
 
@@ -553,7 +566,8 @@ class RetrievalResult:
             ``template_source``, ``crystal_system``,
             ``system_rank``, ``system_probability``, ``level``, ``mapping`` (target element
             → template element), ``radius_mismatch``, ``cn_mismatch``,
-            ``valence_mismatch``, ``score``, ``formation_energy_per_atom``, ``stable``.
+            ``valence_mismatch``, ``score``, ``substitution_probability``,
+            ``formation_energy_per_atom``, ``stable``.
         crystal_systems: The systems searched, ``[(system, probability), ...]``.
         n_formulas: Formulas considered.
         database: Name of the template database.
@@ -694,6 +708,48 @@ def _best_mapping(
     return best
 
 
+@functools.cache
+def _substitution_model() -> Any:
+    from pymatgen.analysis.structure_prediction.substitution_probability import (
+        SubstitutionProbability,
+    )
+
+    return SubstitutionProbability()
+
+
+def substitution_probability(mapping: Mapping[str, str], valences: Mapping[str, Valence],
+                             template_states: Mapping[str, Mapping[int, float]]) -> float:
+    """Conditional probability that the target ions replace the template ions of
+    ``mapping`` (module docstring).
+
+    Args:
+        mapping: Target element → template element.
+        valences: Target element → state (or :class:`~specfusion_lib.inference.formulas.
+            MixedValence`).
+        template_states: Template element → {state: site fraction}.
+    """
+    from pymatgen.core import Species
+
+    model = _substitution_model()
+    log_p = 0.0
+    for el, t_el in mapping.items():
+        for q, f in site_fractions(valences[el]).items():
+            for q_t, f_t in template_states[t_el].items():
+                s1, s2 = Species(el, q), Species(t_el, q_t)
+                # an ion missing from the table: pymatgen's default weight exp(alpha)
+                p = (model.cond_prob(s1, s2) if model.get_px(s2) > 0
+                     else math.exp(float(getattr(model, "alpha", -5.0))))
+                log_p += f * f_t * math.log(max(p, 1e-300))
+    return float(math.exp(log_p))
+
+
+def _template_states(db: TemplateDatabase, template_id: str,
+                     elements: Iterable[str]) -> dict[str, dict[int, float]]:
+    valences = db.valences(template_id) or {}
+    return {el: db.site_states(template_id, el) or {int(round(valences.get(el, 0.0))): 1.0}
+            for el in elements}
+
+
 def retrieve_templates(
     enumeration: FormulaEnumeration,
     database: TemplateDatabase,
@@ -742,6 +798,8 @@ def retrieve_templates(
                     if best is None:
                         continue
                     mapping, level, radius, cn_mis, val_mis, score = best
+                    p_sub = substitution_probability(
+                        mapping, valences, _template_states(database, tid, mapping.values()))
                     trow = database.row(tid)
                     energy = float(trow["formation_energy_per_atom"])
                     rows.append({
@@ -755,6 +813,7 @@ def retrieve_templates(
                         "level": LEVELS[level], "_level": level, "mapping": mapping,
                         "radius_mismatch": radius, "cn_mismatch": cn_mis,
                         "valence_mismatch": val_mis, "score": score,
+                        "substitution_probability": p_sub,
                         "formation_energy_per_atom": energy,
                         "stable": not (math.isfinite(energy) and energy >= 0),
                     })

@@ -155,7 +155,9 @@ def predicted_inputs(
                 rows.append({"property": name, "element": r.element,
                              "predicted": _fmt(value), "reference": _fmt(reference)})
             props = pd.DataFrame(rows, columns=props.columns)
-    probs = crystal_predictor.predict_proba(pattern).iloc[0].to_dict()
+    probs = (crystal_predictor.predict_patterns(pattern)
+             if hasattr(crystal_predictor, "predict_patterns")
+             else crystal_predictor.predict_proba(pattern)).iloc[0].to_dict()
     system = max(probs, key=probs.get)
     props = pd.concat([props, pd.DataFrame([{
         "property": "crystal_system (PXRD model)", "element": "", "predicted": system,
@@ -216,7 +218,8 @@ def infer_compound(
         database: Template database.
         predictor: A :class:`~specfusion_lib.properties.predict.Predictor` (or None).
         crystal_predictor: A
-            :class:`~specfusion_lib.crystal_system.training.CrystalSystemPredictor`.
+            :class:`~specfusion_lib.crystal_system.training.CrystalSystemPredictor` or a
+            :class:`~specfusion_lib.crystal_system.peak_classifier.PeakIndexingClassifier`.
         settings: Search settings.
         remove_target: Remove the compound's own entry (and its formula + system twins) from
             the templates, as in the benchmark of notebook 09.
