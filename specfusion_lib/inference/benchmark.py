@@ -599,16 +599,20 @@ def no_match_scores(table: pd.DataFrame, threshold: float, validation: set[str]
     return pd.DataFrame(rows)
 
 
-def accuracy_by_nelements(results: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+def accuracy_by_nelements(results: Mapping[str, pd.DataFrame],
+                          validation: set[str] | None = None) -> pd.DataFrame:
     """Top-1 accuracy per number of elements (and overall) for each benchmark variant.
 
     Args:
         results: Variant name (``"predicted inputs"``, ``"true inputs"``, ...) →
             :func:`run_benchmark` table.
+        validation: The validation part (:func:`validation_part`): adds the groups
+            ``"validation part"`` (``nelements`` −1; search settings were compared on it) and
+            ``"scoring part"`` (−2; never used for a choice).
 
     Returns:
         One row per (variant, group): ``variant``, ``nelements`` (0 for "all"),
-        ``group`` (``binary``, …, ``all``), ``n``, ``correct``, ``top1_accuracy``,
+        ``group`` (``binary``, …, ``all``, and the two parts), ``n``, ``correct``, ``top1_accuracy``,
         ``ci_low``, ``ci_high`` (Wilson 95 %), ``top3_correct``, ``top3_accuracy``,
         ``top3_ci_low``, ``top3_ci_high``, ``formula_accuracy``, ``system_accuracy``,
         ``paper_value``.
@@ -616,6 +620,9 @@ def accuracy_by_nelements(results: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     rows = []
     for variant, table in results.items():
         groups = [(int(k), g) for k, g in table.groupby("nelements")] if len(table) else []
+        if validation is not None and len(table):
+            in_val = table["material_id"].isin(validation)
+            groups += [(-1, table[in_val]), (-2, table[~in_val])]
         for k, g in [*groups, (0, table)]:
             n, ok = len(g), int(g["correct"].sum()) if len(g) else 0
             lo, hi = wilson_interval(ok, n)
@@ -623,7 +630,8 @@ def accuracy_by_nelements(results: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
             lo3, hi3 = wilson_interval(ok3, n)
             rows.append({
                 "variant": variant, "nelements": k,
-                "group": "all" if k == 0 else N_ELEMENT_NAMES.get(k, f"{k} elements"),
+                "group": {0: "all", -1: "validation part", -2: "scoring part"}.get(
+                    k, N_ELEMENT_NAMES.get(k, f"{k} elements")),
                 "n": n, "correct": ok, "top1_accuracy": ok / n if n else math.nan,
                 "ci_low": lo, "ci_high": hi, "top3_correct": ok3,
                 "top3_accuracy": ok3 / n if n else math.nan, "top3_ci_low": lo3,

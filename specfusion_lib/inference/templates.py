@@ -728,19 +728,25 @@ def substitution_probability(mapping: Mapping[str, str], valences: Mapping[str, 
             MixedValence`).
         template_states: Template element → {state: site fraction}.
     """
-    from pymatgen.core import Species
-
-    model = _substitution_model()
     log_p = 0.0
     for el, t_el in mapping.items():
         for q, f in site_fractions(valences[el]).items():
             for q_t, f_t in template_states[t_el].items():
-                s1, s2 = Species(el, q), Species(t_el, q_t)
-                # an ion missing from the table: pymatgen's default weight exp(alpha)
-                p = (model.cond_prob(s1, s2) if model.get_px(s2) > 0
-                     else math.exp(float(getattr(model, "alpha", -5.0))))
-                log_p += f * f_t * math.log(max(p, 1e-300))
+                log_p += f * f_t * _log_cond_prob(el, int(q), t_el, int(q_t))
     return float(math.exp(log_p))
+
+
+@functools.cache
+def _log_cond_prob(element: str, state: int, template_element: str, template_state: int
+                   ) -> float:
+    from pymatgen.core import Species
+
+    model = _substitution_model()
+    s1, s2 = Species(element, state), Species(template_element, template_state)
+    # an ion missing from the table: pymatgen's default weight exp(alpha)
+    p = (model.cond_prob(s1, s2) if model.get_px(s2) > 0
+         else math.exp(float(getattr(model, "alpha", -5.0))))
+    return math.log(max(p, 1e-300))
 
 
 def _template_states(db: TemplateDatabase, template_id: str,

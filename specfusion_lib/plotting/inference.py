@@ -65,6 +65,7 @@ def plot_top1_by_nelements(accuracy: pd.DataFrame, note: str = "",
         _message(ax, "no held-out compound with predictions: not enough data in this "
                      "snapshot", "Fig. 5b · top-1 accuracy")
         return fig
+    accuracy = accuracy[accuracy["nelements"] >= 0]  # the validation / scoring parts: tables
     groups = list(dict.fromkeys(accuracy.sort_values("nelements", key=lambda s: s.replace(
         0, 99))["group"]))
     variants = list(dict.fromkeys(accuracy["variant"]))
