@@ -49,7 +49,6 @@ from specfusion_lib.data.families import snapshot_families
 from specfusion_lib.data.sources import open_snapshot
 from specfusion_lib.inference import benchmark, system_inputs
 from specfusion_lib.inference.search import SearchSettings
-from specfusion_lib.inference.verdict import NO_MATCH_R_PXRD
 from specfusion_lib.inference.templates import TemplateDatabase
 from specfusion_lib.plotting import inference as inference_plots
 from specfusion_lib.plotting.common import save_figure, save_table
