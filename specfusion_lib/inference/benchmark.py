@@ -612,7 +612,8 @@ def accuracy_by_nelements(results: Mapping[str, pd.DataFrame],
 
     Returns:
         One row per (variant, group): ``variant``, ``nelements`` (0 for "all"),
-        ``group`` (``binary``, …, ``all``, and the two parts), ``n``, ``correct``, ``top1_accuracy``,
+        ``group`` (``binary``, …, ``all``, and the two parts), ``n``, ``correct``,
+        ``top1_accuracy``,
         ``ci_low``, ``ci_high`` (Wilson 95 %), ``top3_correct``, ``top3_accuracy``,
         ``top3_ci_low``, ``top3_ci_high``, ``formula_accuracy``, ``system_accuracy``,
         ``paper_value``.
