@@ -76,7 +76,7 @@ use_feff = profile != 'smoke'  # FEFF10: 5-30 s per spectrum
 relaxer = chgnet_relaxer_for_search()  # CHGNet, loaded once
 xanes_simulator = FeffXanesSimulator(workers=2, cache_dir=work_dir / 'feff',
                                      progress=show_progress)
-search_settings = SearchSettings(n_screen=10, n_validate=4 if use_feff else 2,
+search_settings = SearchSettings(n_validate=4 if use_feff else 2,
                                  simulate_xanes=use_feff, no_match_r_pxrd=NO_MATCH_R_PXRD,
                                  progress=show_progress)
 
@@ -133,7 +133,7 @@ tables['candidates'].head(8)
 # Two candidates validated per compound in `quick` (FEFF time), one in `smoke`.
 
 # %%
-s25_settings = SearchSettings(n_screen=10, n_validate=2 if use_feff else 1,
+s25_settings = SearchSettings(n_validate=2 if use_feff else 1,
                               simulate_xanes=use_feff, progress=show_progress)
 used = [walk.choice.material_id]
 entries, rows = [], []

@@ -383,7 +383,7 @@ def run_benchmark(
         crystal_probabilities: Indexed by material id, one column per crystal system
             (ignored with ``oracle``).
         database: Template database (default: every structure of ``snapshot``).
-        settings: Search settings (default: no validation, PXRD screen of 10 candidates).
+        settings: Search settings (default: no validation, PXRD screen of 20 candidates).
         oracle: Use the true oxidation states (per site: a mixed valence as its average,
             :func:`true_average_states`), CNs and crystal system instead.
         families: Material id → structure family: remove each target's whole family from
@@ -404,7 +404,7 @@ def run_benchmark(
         ``settings.no_match_r_pxrd``),
         ``n_templates_removed``, ``seconds``, ``note``.
     """
-    s = settings or SearchSettings(n_screen=10, n_validate=0)
+    s = settings or SearchSettings(n_validate=0)
     db = database or TemplateDatabase.from_snapshot(snapshot)
     rows = []
     start = time.perf_counter()
@@ -679,7 +679,7 @@ def validate_examples(
         ``correct``, ``r_pxrd``, ``xanes_similarity``, ``n_validated``, ``seconds``,
         ``note``.
     """
-    s = settings or SearchSettings(n_screen=10, n_validate=2)
+    s = settings or SearchSettings(n_validate=2)
     s = replace(s, n_validate=max(1, s.n_validate))
     db = database or TemplateDatabase.from_snapshot(snapshot)
     chosen = []
