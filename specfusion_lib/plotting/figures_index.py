@@ -271,8 +271,14 @@ CATALOGUE: tuple[FigureEntry, ...] = (
                 "right or wrong"),
     FigureEntry("structure_inference_full_validation", "Fig. 5b (full validation; ours)",
                 "09_structure_inference_benchmark",
-                "Full search (CHGNet relaxation + FEFF10 XANES) for a few held-out compounds: "
-                "R_PXRD, XANES similarity"),
+                "Search with XANES for a few held-out compounds in three ranking modes (FEFF10; "
+                "CGXAS forward model; hybrid): answer, R_PXRD, XANES similarity, seconds"),
+    FigureEntry("structure_inference_system_inputs", "", "09_structure_inference_benchmark",
+                "Crystal-system inputs of the benchmark: CNN-Transformer vs peak model, both "
+                "trained without the compounds, top-1 / top-2 on them"),
+    FigureEntry("structure_inference_mixed_valence", "", "09_structure_inference_benchmark",
+                "Fe3O4, Co3O4, Mn3O4 searched as benchmark compounds: average oxidation "
+                "state, enumerated, answer, top-1 / top-3"),
     # notebook 10: walkthrough (SI Fig. S22–S25)
     FigureEntry("figS22_ca2mnalo5_workflow", "Fig. S22", "10_ca2mnalo5_walkthrough",
                 "Structure inference of Ca2MnAlO5 step by step: predicted inputs, "
