@@ -407,3 +407,35 @@ def test_small_training_part_draws_independent_augmented_copies(fixture_snapshot
         prof, min_patterns_per_epoch=0), seed=0, checkpoint_dir=tmp_path)
     assert not again.resumed
     assert again.metadata["training_patterns"]["copies_per_epoch"] == 1
+
+
+def test_without_training_rows_drops_materials_and_records_the_exclusion() -> None:
+    from specfusion_lib.core.errors import ConfigurationError
+    from specfusion_lib.crystal_system.generalisation import (
+        RealPatternData,
+        without_training_rows,
+    )
+    from specfusion_lib.crystal_system.reflections import ReflectionTables
+
+    def tables(ids: list[str]) -> ReflectionTables:
+        n = len(ids)
+        return ReflectionTables(tuple(ids), ("cubic",) * n, np.tile([4.0, 4, 4, 90, 90, 90],
+                                                                    (n, 1)),
+                                np.arange(0, 2 * n + 1, 2, dtype=np.int64),
+                                np.ones((2 * n, 3), np.int16), np.ones(2 * n))
+
+    data = RealPatternData(
+        tables=tables(["a", "b", "c"]), y=np.array([6, 6, 3]),
+        sources=np.array(["demo", "demo", "real"]), training_keys=frozenset(), val=None,
+        y_val=np.zeros(0), check=None, y_check=np.zeros(0), check_seen=np.zeros(0),
+        demo_test=None, y_demo_test=np.zeros(0), checksums={"snapshot": "s"},
+        lowered=tables(["a", "c"]), lowered_targets=("triclinic", "monoclinic"))
+    out = without_training_rows(data, ["b", "c", "zzz"])
+    assert out.tables.material_ids == ("a",) and out.y.tolist() == [6]
+    assert out.sources.tolist() == ["demo"] and out.lowered.material_ids == ("a",)
+    assert out.lowered_targets == ("triclinic",)
+    assert out.checksums["snapshot"] == "s" and len(out.checksums["excluded_training_rows"]) == 64
+    again = without_training_rows(data, ["c", "b"])
+    assert again.checksums == out.checksums  # the digest names what was excluded, not how
+    with pytest.raises(ConfigurationError, match="every training row"):
+        without_training_rows(data, ["a", "b", "c"])
