@@ -29,7 +29,7 @@
 #
 # **Protocol.** Benchmark compounds: the test part of the per-TM oxidation-state model (notebook 04's checkpoints are reused). Their CN comes from the CN model where it held the compound out as well, and is left unconstrained otherwise. The crystal system comes from the peak-feature classifier of notebook 07 retrained without the compounds' structure families, so no model saw a compound it predicts (or a sibling of it). **Each target's own entry, and every entry with its reduced formula and crystal system, is removed from the template database before its search** (otherwise the search only finds the compound itself). **Predicted inputs are probabilities, not hard constraints**: the most probable oxidation states of each TM until they cover 95 % of the model's probability (none below 0.05, at most three) are enumerated, two of them one apart also together on distinct sites (mixed valence); the most probable crystal systems (at most four) are searched; the template matches are ordered by prior (product of the state probabilities and the crystal-system probability; the first template of every hypothesis before a second of any; within a hypothesis by pymatgen's data-mined substitution probability), and the screened candidates are ranked by R_PXRD − 0.1·ln(prior / best prior), the pattern agreement read as a likelihood times the prior (`inference/search.py`). A stricter variant removes the target's **whole structure family** (`data/families.py`: the demo's substitution siblings of one prototype), so no template is the answer with other element names; both are reported, top-1 and top-3 (the true formula and system among the first three distinct answers), with Wilson 95 % intervals, over all compounds and over the two fixed halves: search settings (screen size, crystal systems searched, the prior of the screen score) were compared on the **validation part** only; the **scoring part** never informed a choice. The input pattern is the compound's simulated PXRD.
 #
-# **What runs in each profile.** The top-1 needs formula enumeration, template retrieval and a PXRD screen of the 20 best unrelaxed candidates (~2 s per compound); this runs for every compound. The full validation (CHGNet relaxation and FEFF10 XANES of two candidates, ~1 min per compound) runs for 2 compounds in `quick`, 10 in `paper` and none in `smoke`. The same search with the *true* oxidation states, CNs and crystal system ("true inputs") shows how much of the error comes from the predictions.
+# **What runs in each profile.** The top-1 needs formula enumeration, template retrieval and a PXRD screen of the 20 best unrelaxed candidates (~2 s per compound); this runs for every compound. The full validation (CHGNet relaxation and FEFF10 XANES of two candidates, ~1 min per compound) runs for 4 compounds in `quick` (in three ranking modes, below), 10 in `paper` and none in `smoke`. The same search with the *true* oxidation states, CNs and crystal system ("true inputs") shows how much of the error comes from the predictions.
 
 # %% tags=["parameters"]
 # Parameters (papermill overrides these; run_all.sh passes profile and data)
@@ -48,6 +48,7 @@ from specfusion_lib.core.profiles import get_profile
 from specfusion_lib.data.families import snapshot_families
 from specfusion_lib.data.sources import open_snapshot
 from specfusion_lib.inference import benchmark, system_inputs
+from specfusion_lib.inference.candidates import PatternCache
 from specfusion_lib.inference.search import SearchSettings
 from specfusion_lib.inference.templates import TemplateDatabase
 from specfusion_lib.plotting import inference as inference_plots
@@ -101,18 +102,20 @@ system_inputs_table.round(3)
 # %%
 database = TemplateDatabase.from_snapshot(snapshot)
 search_settings = SearchSettings(n_validate=0)  # 20 screened, 4 crystal systems
+patterns = PatternCache()  # a candidate met in several variants is simulated once
 results = {
     'predicted inputs': benchmark.run_benchmark(
         snapshot, compounds, probabilities, database, settings=search_settings,
-        use_probabilities=True, progress=show_progress),
+        use_probabilities=True, pattern_cache=patterns, progress=show_progress),
     'predicted inputs, family removed': benchmark.run_benchmark(
         snapshot, compounds, probabilities, database, settings=search_settings,
-        families=snapshot_families(snapshot), use_probabilities=True,
+        families=snapshot_families(snapshot), use_probabilities=True, pattern_cache=patterns,
         progress=show_progress),
     'true inputs': benchmark.run_benchmark(
         snapshot, compounds, probabilities, database, settings=search_settings,
-        oracle=True, progress=show_progress),
+        oracle=True, pattern_cache=patterns, progress=show_progress),
 }
+print(f'candidate patterns: {patterns.misses} simulated, {patterns.hits} reused')
 per_compound = pd.concat([t.assign(variant=v) for v, t in results.items()],
                          ignore_index=True)
 save_table(per_compound, 'structure_inference_benchmark_compounds', figures_dir)
@@ -174,10 +177,10 @@ mixed_table
 
 # %% [markdown]
 # ## Ranking with XANES: FEFF10, the forward model, or both
-# The first compounds (by id) whose TMs all have a spectrum are searched with that spectrum as the XANES input in three ranking modes: **feff** (CHGNet relaxation + FEFF10 XANES of the PXRD screen's two best), **model** (the CGXAS forward model of notebook 15 predicts the XANES of every screened candidate, milliseconds each; no relaxation, no FEFF) and **hybrid** (the model orders the screen, CHGNet + FEFF10 validate only its best). The shipped CGXAS model was trained on the demo's family-split training part, drawn independently of the oxidation-state model's split, so it may have seen a compound here; its speed is the point of this table. 2 compounds in `quick`, 10 in `paper`, none in `smoke` (FEFF takes 5-30 s per spectrum).
+# The first compounds (by id) whose TMs all have a spectrum are searched with that spectrum as the XANES input in three ranking modes: **feff** (CHGNet relaxation + FEFF10 XANES of the PXRD screen's two best), **model** (the CGXAS forward model of notebook 15 predicts the XANES of every screened candidate, milliseconds each; no relaxation, no FEFF) and **hybrid** (the model orders the screen, CHGNet + FEFF10 validate only its best). The shipped CGXAS model was trained on the demo's family-split training part, drawn independently of the oxidation-state model's split, so it may have seen a compound here; its speed is the point of this table. 4 compounds in `quick`, 10 in `paper`, none in `smoke` (FEFF takes 5-30 s per spectrum).
 
 # %%
-n_full = {'smoke': 0, 'quick': 2}.get(profile, 10)
+n_full = {'smoke': 0, 'quick': 4}.get(profile, 10)
 if n_full and len(compounds):
     from specfusion_lib.xas_structure.cgxas import CGXASForward
     from specfusion_lib.xas_structure.cgxas_study import SHIPPED_CHECKPOINT

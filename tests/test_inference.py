@@ -809,3 +809,39 @@ def test_true_average_states_and_system_input_accuracy() -> None:
     row = system_input_accuracy(compounds, {"m": probs}).iloc[0]
     assert row["n"] == 3 and row["top1"] == pytest.approx(1 / 3)
     assert row["top2"] == pytest.approx(1.0) and row["top1_ci_low"] < 1 / 3 < row["top1_ci_high"]
+
+
+def test_pattern_cache_reuses_candidates_without_changing_the_answer(spinel_database) -> None:
+    from specfusion_lib.inference.candidates import PatternCache
+
+    target = _spinel("Fe")
+    cache = PatternCache(maxsize=64)
+    args = (["Fe", "O"], {"Fe": 3}, {}, {"cubic": 1.0}, spinel_database)
+    common = {"pxrd": simulate_pattern(target), "settings": SearchSettings(n_validate=0),
+              "oxidation_state_probabilities": {"Fe": {3: 0.55, 2: 0.4}}}
+    plain = infer_structure(*args, **common)
+    first = infer_structure(*args, pattern_cache=cache, **common)
+    assert cache.misses == len(first.screen) and cache.hits == 0
+    second = infer_structure(*args, pattern_cache=cache, **common)
+    assert cache.hits == len(second.screen) and len(cache) == cache.misses
+    for result in (first, second):
+        assert result.screen["r_pxrd_unrelaxed"].tolist() == pytest.approx(
+            plain.screen["r_pxrd_unrelaxed"].tolist())
+    tiny = PatternCache(maxsize=1)
+    infer_structure(*args, pattern_cache=tiny, **common)
+    assert len(tiny) == 1
+    with pytest.raises(ConfigurationError):
+        PatternCache(maxsize=0)
+
+
+def test_a_tm_without_a_prediction_may_be_mixed_valent(spinel_database) -> None:
+    from specfusion_lib.inference.formulas import MixedValence
+
+    result = infer_structure(["Fe", "Ni", "O"], {}, {}, {"cubic": 1.0}, spinel_database,
+                             settings=SearchSettings(n_screen=0, n_validate=0),
+                             oxidation_state_probabilities={"Ni": {2: 0.9, 3: 0.1}})
+    assert result.inputs.mixed_valence["Fe"] == [(2, 3)]  # Fe's common states 2, 3
+    assert any(isinstance(a["Fe"], MixedValence) for a in result.enumeration.combinations)
+    hyp = result.inputs.hypotheses()
+    fe = hyp[(hyp["element"] == "Fe") & (hyp["kind"] == "mixed valence")]
+    assert fe["value"].tolist() == ["+2/+3"] and fe["probability"].isna().all()

@@ -373,6 +373,7 @@ def run_benchmark(
     oracle: bool = False,
     families: Mapping[str, str] | None = None,
     use_probabilities: bool = False,
+    pattern_cache: Any = None,
     progress: bool = False,
 ) -> pd.DataFrame:
     """Search every compound with its own entry removed from the templates (docstring).
@@ -390,6 +391,8 @@ def run_benchmark(
             the templates, not only its own entry and formula (the stricter variant).
         use_probabilities: Search over the oxidation-state model's probabilities
             (``oxidation_state_probabilities`` of ``compounds``) instead of its argmax.
+        pattern_cache: A :class:`~specfusion_lib.inference.candidates.PatternCache` shared by
+            the variants (same candidates, simulated once).
         progress: Show a progress bar.
 
     Returns:
@@ -442,7 +445,7 @@ def run_benchmark(
             result = infer_structure(
                 c.elements, ox, cn, probs, templates,
                 pxrd=simulate_pattern(snapshot.structure(c.material_id)), settings=s,
-                oxidation_state_probabilities=ox_probs)
+                oxidation_state_probabilities=ox_probs, pattern_cache=pattern_cache)
         except SpecfusionError as exc:
             row["note"] = f"{type(exc).__name__}: {exc}"[:200]
             logger.warning("benchmark: search for %s (%s) failed: %s", c.material_id,

@@ -57,6 +57,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,7 @@ __all__ = [
     "XANES_MAX_SHIFT_EV",
     "Candidate",
     "FeffXanesSimulator",
+    "PatternCache",
     "ModelXanesSimulator",
     "Relaxer",
     "XanesSimulator",
@@ -362,6 +364,47 @@ def validation_score(r_pxrd_value: float | None, xanes_value: float | None) -> f
 def simulate_candidate_pattern(structure: Structure) -> PXRDPattern:
     """The candidate's simulated Cu Kα pattern on the package's grid."""
     return simulate_pattern(structure)
+
+
+class PatternCache:
+    """Simulated patterns of substituted candidates, shared by many searches on one template
+    database (the benchmark of notebook 09 meets the same candidate in several variants).
+
+    A substituted, volume-rescaled candidate is determined by its template, the element
+    mapping and the target valences (:func:`substitute`), so these are the key. The least
+    recently used patterns go beyond ``maxsize`` (a pattern is ~28 kB).
+    """
+
+    def __init__(self, maxsize: int = 4096) -> None:
+        if maxsize < 1:
+            raise ConfigurationError("maxsize must be ≥ 1")
+        self.maxsize = int(maxsize)
+        self._store: OrderedDict[tuple, PXRDPattern] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    @staticmethod
+    def key(template_id: str, mapping: Mapping[str, str],
+            valences: Mapping[str, float]) -> tuple:
+        """The cache key of a candidate."""
+        return (str(template_id), tuple(sorted(mapping.items())),
+                tuple(sorted((el, round(float(v), 6)) for el, v in valences.items())))
+
+    def pattern(self, key: tuple, structure: Structure) -> PXRDPattern:
+        """The cached pattern of ``key``, or ``structure``'s simulated and stored."""
+        if key in self._store:
+            self.hits += 1
+            self._store.move_to_end(key)
+            return self._store[key]
+        self.misses += 1
+        pattern = simulate_candidate_pattern(structure)
+        self._store[key] = pattern
+        if len(self._store) > self.maxsize:
+            self._store.popitem(last=False)
+        return pattern
 
 
 # --------------------------------------------------------------------------------------------

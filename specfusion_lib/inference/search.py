@@ -58,12 +58,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pymatgen.core import Structure
+from pymatgen.core import Element, Structure
 from pymatgen.io.cif import CifWriter
 from tqdm.auto import tqdm
 
 from specfusion_lib.core.atomic import atomic_write_text
-from specfusion_lib.core.elements import normalize_symbol
+from specfusion_lib.core.elements import TRANSITION_METALS, normalize_symbol
 from specfusion_lib.core.errors import ConfigurationError, SpecfusionError
 from specfusion_lib.data.structure_labels import crystal_system
 from specfusion_lib.inference.candidates import (
@@ -71,6 +71,7 @@ from specfusion_lib.inference.candidates import (
     R_PXRD_SMOOTHING_DEG,
     Candidate,
     ModelXanesSimulator,
+    PatternCache,
     Relaxer,
     XanesSimulator,
     pxrd_agreement,
@@ -147,7 +148,8 @@ class SearchSettings:
         max_hypotheses: ... and at most this many per TM.
         mixed_valence: With oxidation-state probabilities, also try every two plausible
             states one apart together on distinct sites (:func:`mixed_pairs`; Fe²⁺/Fe³⁺ for
-            Fe3O4), with prior :func:`valence_probability`.
+            Fe3O4), with prior :func:`valence_probability`; a TM without a prediction takes
+            its common positive states, two one apart also together.
         no_match_r_pxrd: R_PXRD above which the best candidate is no match (``None``: no
             verdict). Set on a validation part of notebook 09's compounds
             (:func:`~specfusion_lib.inference.benchmark.no_match_threshold`). When the best
@@ -224,6 +226,10 @@ class SearchInputs:
         valence of two states; a crystal system), ``element``, ``value``, ``probability``,
         ``searched``."""
         rows = []
+        for el, pairs in self.mixed_valence.items():
+            if el not in self.oxidation_state_probabilities:  # no prediction: common states
+                rows += [{"kind": "mixed valence", "element": el, "value": f"{a:+d}/{b:+d}",
+                          "probability": math.nan, "searched": True} for a, b in pairs]
         for el, probs in self.oxidation_state_probabilities.items():
             rows.append({"kind": "average oxidation state", "element": el,
                          "value": round(expected_state(probs), 2), "probability": math.nan,
@@ -458,7 +464,9 @@ def _build_candidates(retrieval: RetrievalResult, database: TemplateDatabase,
         out[cid] = Candidate(cid, match["formula"], match["template_id"],
                              match["template_formula"], match["crystal_system"],
                              match["level"], dict(match["mapping"]), int(match["rank"]),
-                             structure, {"volume_ratio": ratio})
+                             structure, {"volume_ratio": ratio,
+                                         "valences": {el: float(v) for el, v in
+                                                      match["valences"].items()}})
     return out
 
 
@@ -513,6 +521,7 @@ def infer_structure(
     xanes_simulator: XanesSimulator | None = None,
     oxidation_state_probabilities: Mapping[str, Mapping[int, float]] | None = None,
     forward_model: Any = None,
+    pattern_cache: PatternCache | None = None,
 ) -> SearchResult:
     """Run the whole search (module docstring).
 
@@ -540,6 +549,8 @@ def infer_structure(
         forward_model: Structure → spectrum model for ``ranking`` ``"model"`` / ``"hybrid"``
             (``predict_structures(structures, element)``, e.g.
             :class:`~specfusion_lib.xas_structure.cgxas.CGXASForward`).
+        pattern_cache: Reuse the screen's candidate patterns across searches on the same
+            template database (:class:`~specfusion_lib.inference.candidates.PatternCache`).
 
     Returns:
         A :class:`SearchResult`.
@@ -568,6 +579,12 @@ def infer_structure(
                                   max_hypotheses=s.max_hypotheses, coverage=s.coverage)
         if s.mixed_valence and mixed_pairs(ox[el]):
             mixed[el] = mixed_pairs(ox[el])
+    if s.mixed_valence and ox_probs:  # a TM the models could not predict: its common states
+        for el in symbols:
+            if el in TRANSITION_METALS and el not in ox_probs and el not in ox:
+                common = [int(q) for q in Element(el).common_oxidation_states if q > 0]
+                if mixed_pairs(common):
+                    mixed[el] = mixed_pairs(common)
     inputs = SearchInputs(symbols, ox, cns, probs, pxrd, spectra, ox_probs, mixed)
     timings: dict[str, float] = {}
     logger.debug("structure search for %s: PXRD %s, XANES of %s", "-".join(symbols),
@@ -597,7 +614,10 @@ def infer_structure(
     if pxrd is not None and s.n_screen > 0:
         for cid in list(candidates)[: s.n_screen]:
             cand = candidates[cid]
-            patterns[cid] = simulate_candidate_pattern(cand.structure)
+            patterns[cid] = (simulate_candidate_pattern(cand.structure) if pattern_cache is None
+                             else pattern_cache.pattern(PatternCache.key(
+                                 cand.template_id, cand.mapping, cand.metadata["valences"]),
+                                 cand.structure))
             screen_rows.append({
                 "candidate_id": cid, "formula": cand.formula, "template_id": cand.template_id,
                 "template_formula": cand.template_formula,
@@ -652,7 +672,7 @@ def infer_structure(
         database, pxrd=pxrd, xanes=xanes, settings=wide, relaxer=relaxer,
         xanes_simulator=xanes_simulator,
         oxidation_state_probabilities=oxidation_state_probabilities,
-        forward_model=forward_model))
+        forward_model=forward_model, pattern_cache=pattern_cache))
 
 
 def _verdict(result: SearchResult, threshold: float,

@@ -238,6 +238,7 @@ class TemplateDatabase:
         self._sites = sites
         self._caches = caches or _Caches()
         self._index: dict[tuple[str, str], list[str]] | None = None
+        self._positions: dict[str, int] | None = None
 
     def __len__(self) -> int:
         return len(self.table)
@@ -476,10 +477,11 @@ class TemplateDatabase:
 
     def row(self, material_id: str) -> pd.Series:
         """The table row of a template."""
-        rows = self.table[self.table["material_id"] == material_id]
-        if rows.empty:
+        if self._positions is None:
+            self._positions = {str(m): i for i, m in enumerate(self.table["material_id"])}
+        if material_id not in self._positions:
             raise SnapshotError(f"{self.name}: no entry {material_id!r}")
-        return rows.iloc[0]
+        return self.table.iloc[self._positions[material_id]]
 
 
 # --------------------------------------------------------------------------------------------
