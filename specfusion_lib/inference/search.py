@@ -579,7 +579,8 @@ def infer_structure(
                                   max_hypotheses=s.max_hypotheses, coverage=s.coverage)
         if s.mixed_valence and mixed_pairs(ox[el]):
             mixed[el] = mixed_pairs(ox[el])
-    if s.mixed_valence and ox_probs:  # a TM the models could not predict: its common states
+    if s.mixed_valence and oxidation_state_probabilities is not None:
+        # probability mode: a TM the models could not predict takes its common states
         for el in symbols:
             if el in TRANSITION_METALS and el not in ox_probs and el not in ox:
                 common = [int(q) for q in Element(el).common_oxidation_states if q > 0]
