@@ -2,8 +2,9 @@
 
 The search weighs crystal systems by the probabilities of a PXRD classifier. Notebook 07
 found the peak-feature classifier (:mod:`specfusion_lib.crystal_system.peak_classifier`) the
-one that holds on structures it never saw (real check 0.64 against 0.47 for the strained
-CNN-Transformer and 0.44 for the demo-only one). Its shipped model, however, was trained on
+one that holds on structures it never saw (chosen on the real validation part, 0.64 against
+0.47 for the strained CNN-Transformer; 0.64 on the real-structure check, where the demo-only
+CNN reaches 0.44). Its shipped model, however, was trained on
 the demo's training *families*, a split drawn independently of the oxidation-state model's,
 and so saw most of notebook 09's benchmark compounds (101 of 109 on the demo).
 :func:`peak_model_probabilities` therefore trains the same model for the benchmark on the
