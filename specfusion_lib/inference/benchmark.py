@@ -126,6 +126,13 @@ def true_average_states(sites: Sequence[Mapping[str, Any]] | None) -> dict[str, 
             for el, (a, w) in sums.items() if w > 0}
 
 
+def _tm_probabilities(compound: Any) -> dict[str, dict[int, float]]:
+    """The oxidation-state model's {state: probability} of a compound's TMs (a row of
+    :func:`held_out_compounds`, as a named tuple or a Series); ``{}`` without them."""
+    probs = getattr(compound, "oxidation_state_probabilities", None) or {}
+    return {el: p for el, p in probs.items() if el in TRANSITION_METALS}
+
+
 def _class_int(value: Any) -> int:
     return int(round(float(value)))
 
@@ -437,10 +444,7 @@ def run_benchmark(
         templates = (db.without_family(c.material_id, families) if families is not None
                      else db.without_target(c.material_id))
         row["n_templates_removed"] = len(db) - len(templates)
-        ox_probs = None
-        if use_probabilities and not oracle:
-            ox_probs = {el: p for el, p in (getattr(c, "oxidation_state_probabilities", None)
-                                            or {}).items() if el in TRANSITION_METALS}
+        ox_probs = _tm_probabilities(c) if use_probabilities and not oracle else None
         try:
             result = infer_structure(
                 c.elements, ox, cn, probs, templates,
@@ -514,8 +518,7 @@ def mixed_valence_table(compounds: pd.DataFrame, results: Mapping[str, pd.DataFr
     for variant, table in results.items():
         for r in table.itertuples():
             c = info.loc[r.material_id]
-            probs = {el: p for el, p in (c["oxidation_state_probabilities"] or {}).items()
-                     if el in TRANSITION_METALS}
+            probs = _tm_probabilities(c)
             rows.append({
                 "variant": variant, "material_id": r.material_id, "formula": r.formula,
                 "crystal_system": r.crystal_system,
@@ -706,9 +709,7 @@ def validate_examples(
                                "top_template": "", "correct": False, "r_pxrd": math.nan,
                                "xanes_similarity": math.nan, "n_validated": 0, "note": ""}
         ox = {el: v for el, v in c.oxidation_states.items() if el in TRANSITION_METALS}
-        ox_probs = ({el: p for el, p in (getattr(c, "oxidation_state_probabilities", None)
-                                         or {}).items() if el in TRANSITION_METALS}
-                    if use_probabilities else None)
+        ox_probs = _tm_probabilities(c) if use_probabilities else None
         mode_settings = replace(s, ranking=mode, n_validate=hybrid_validate
                                 if mode == "hybrid" else s.n_validate)
         try:

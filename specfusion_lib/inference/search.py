@@ -58,7 +58,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pymatgen.core import Element, Structure
+from pymatgen.core import Structure
 from pymatgen.io.cif import CifWriter
 from tqdm.auto import tqdm
 
@@ -86,6 +86,7 @@ from specfusion_lib.inference.formulas import (
     FormulaEnumeration,
     MixedValence,
     Valence,
+    element_valences,
     enumerate_formulas,
 )
 from specfusion_lib.inference.templates import (
@@ -226,23 +227,22 @@ class SearchInputs:
         valence of two states; a crystal system), ``element``, ``value``, ``probability``,
         ``searched``."""
         rows = []
-        for el, pairs in self.mixed_valence.items():
-            if el not in self.oxidation_state_probabilities:  # no prediction: common states
-                rows += [{"kind": "mixed valence", "element": el, "value": f"{a:+d}/{b:+d}",
-                          "probability": math.nan, "searched": True} for a, b in pairs]
-        for el, probs in self.oxidation_state_probabilities.items():
-            rows.append({"kind": "average oxidation state", "element": el,
-                         "value": round(expected_state(probs), 2), "probability": math.nan,
-                         "searched": None})
-            searched = set(_as_states(self.oxidation_states.get(el)))
-            for state, p in sorted(probs.items(), key=lambda kv: -kv[1]):
-                rows.append({"kind": "oxidation state", "element": el, "value": int(state),
-                             "probability": float(p), "searched": int(state) in searched})
-            for low, high in self.mixed_valence.get(el, ()):
+        for el in dict.fromkeys([*self.oxidation_state_probabilities, *self.mixed_valence]):
+            probs = self.oxidation_state_probabilities.get(el)
+            if probs:
+                rows.append({"kind": "average oxidation state", "element": el,
+                             "value": round(expected_state(probs), 2),
+                             "probability": math.nan, "searched": None})
+                searched = set(_as_states(self.oxidation_states.get(el)))
+                for state, p in sorted(probs.items(), key=lambda kv: -kv[1]):
+                    rows.append({"kind": "oxidation state", "element": el,
+                                 "value": int(state), "probability": float(p),
+                                 "searched": int(state) in searched})
+            for low, high in self.mixed_valence.get(el, ()):  # unpredicted TM: no probability
                 rows.append({"kind": "mixed valence", "element": el,
                              "value": f"{low:+d}/{high:+d}",
-                             "probability": valence_probability(
-                                 probs, MixedValence(low, high, 1, 1)),
+                             "probability": (valence_probability(
+                                 probs, MixedValence(low, high, 1, 1)) if probs else math.nan),
                              "searched": True})
         for system, p in sorted(self.crystal_system_probabilities.items(),
                                 key=lambda kv: -kv[1]):
@@ -455,18 +455,16 @@ def _build_candidates(retrieval: RetrievalResult, database: TemplateDatabase,
         if key in built:  # the same structure under another oxidation-state assignment
             continue
         built.add(key)
+        valences = {el: float(v) for el, v in match["valences"].items()}
         structure, ratio = substitute(
             database.structure(match["template_id"]), match["mapping"],
-            target_valences={el: float(v) for el, v in match["valences"].items()},
-            template_valences=database.valences(match["template_id"]))
+            target_valences=valences, template_valences=database.valences(match["template_id"]))
         structure = structure.get_primitive_structure()  # fewer atoms for CHGNet
         cid = f"c{len(out) + 1:02d}"
         out[cid] = Candidate(cid, match["formula"], match["template_id"],
                              match["template_formula"], match["crystal_system"],
                              match["level"], dict(match["mapping"]), int(match["rank"]),
-                             structure, {"volume_ratio": ratio,
-                                         "valences": {el: float(v) for el, v in
-                                                      match["valences"].items()}})
+                             structure, {"volume_ratio": ratio, "valences": valences})
     return out
 
 
@@ -577,15 +575,15 @@ def infer_structure(
     for el, p in ox_probs.items():
         ox[el] = plausible_states(p, min_probability=s.min_probability,
                                   max_hypotheses=s.max_hypotheses, coverage=s.coverage)
-        if s.mixed_valence and mixed_pairs(ox[el]):
-            mixed[el] = mixed_pairs(ox[el])
+        if s.mixed_valence and (pairs := mixed_pairs(ox[el])):
+            mixed[el] = pairs
     if s.mixed_valence and oxidation_state_probabilities is not None:
-        # probability mode: a TM the models could not predict takes its common states
+        # probability mode: a TM the models could not predict takes the states the
+        # enumeration gives it (its common positive ones), two one apart also together
         for el in symbols:
-            if el in TRANSITION_METALS and el not in ox_probs and el not in ox:
-                common = [int(q) for q in Element(el).common_oxidation_states if q > 0]
-                if mixed_pairs(common):
-                    mixed[el] = mixed_pairs(common)
+            if (el in TRANSITION_METALS and el not in ox_probs and el not in ox
+                    and (pairs := mixed_pairs(element_valences([el])[el]))):
+                mixed[el] = pairs
     inputs = SearchInputs(symbols, ox, cns, probs, pxrd, spectra, ox_probs, mixed)
     timings: dict[str, float] = {}
     logger.debug("structure search for %s: PXRD %s, XANES of %s", "-".join(symbols),
@@ -698,6 +696,30 @@ def _verdict(result: SearchResult, threshold: float,
     return best
 
 
+def _similarities(cid: str, elements: Sequence[str],
+                  spectra: Mapping[tuple[str, str], XANESSpectrum],
+                  reference: Mapping[str, XANESSpectrum], failures: Mapping[tuple[str, str], str],
+                  source: str) -> tuple[dict[str, float], list[str]]:
+    """One candidate's XANES similarity to the input spectra, per element, and a note for
+    each element not compared (missing spectrum with the simulator's reason, or a spectrum
+    that cannot be preprocessed), each also logged."""
+    values: dict[str, float] = {}
+    notes: list[str] = []
+    for el in elements:
+        sim = spectra.get((cid, el))
+        if sim is None:
+            reason = failures.get((cid, el), f"no {source} spectrum")
+            notes.append(f"{el}: {reason}")
+            logger.warning("candidate %s: no %s %s XANES (%s)", cid, source, el, reason)
+            continue
+        try:
+            values[el] = xanes_similarity(reference[el], sim)
+        except SpecfusionError as exc:
+            notes.append(f"{el}: {exc}")
+            logger.warning("candidate %s: %s XANES not compared (%s)", cid, el, exc)
+    return values, notes
+
+
 def _model_screen(screen: pd.DataFrame, candidates: Mapping[str, Candidate],
                   inputs: SearchInputs, simulator: ModelXanesSimulator) -> pd.DataFrame:
     """The screen with ``xanes_model`` (mean similarity of the forward model's spectra of the
@@ -710,18 +732,9 @@ def _model_screen(screen: pd.DataFrame, candidates: Mapping[str, Candidate],
                         elements)
     similarity = []
     for cid in screen["candidate_id"]:
-        values = []
-        for el in elements:
-            sim = spectra.get((cid, el))
-            if sim is None:
-                logger.warning("candidate %s: no forward-model %s XANES (%s)", cid, el,
-                               simulator.failures_.get((cid, el), "not predicted"))
-                continue
-            try:
-                values.append(xanes_similarity(inputs.xanes[el], sim))
-            except SpecfusionError as exc:
-                logger.warning("candidate %s: %s XANES not compared (%s)", cid, el, exc)
-        similarity.append(float(np.mean(values)) if values else math.nan)
+        values, _ = _similarities(cid, elements, spectra, inputs.xanes, simulator.failures_,
+                                  "forward-model")
+        similarity.append(float(np.mean(list(values.values()))) if values else math.nan)
     base = screen["screen_score"] if "screen_score" in screen else screen["r_pxrd_unrelaxed"]
     out = screen.assign(xanes_model=similarity)
     out["model_score"] = [validation_score(b, x) for b, x in zip(base, similarity, strict=True)]
@@ -786,22 +799,11 @@ def _validate(chosen: Sequence[str], candidates: Mapping[str, Candidate],
                                            xanes_elements))
         failures = getattr(xanes_simulator, "failures_", {})
         for cid in chosen:
-            values, notes = [], []
-            for el in xanes_elements:
-                sim = sim_spectra.get((cid, el))
-                if sim is None:
-                    notes.append(f"{el}: {failures.get((cid, el), 'no simulated spectrum')}")
-                    logger.warning("candidate %s: no simulated %s XANES (%s)", cid, el,
-                                   failures.get((cid, el), "no simulated spectrum"))
-                    continue
-                try:
-                    value = xanes_similarity(inputs.xanes[el], sim)
-                except SpecfusionError as exc:
-                    notes.append(f"{el}: {exc}")
-                    continue
-                rows[cid][f"xanes_{el}"] = value
-                values.append(value)
-            rows[cid]["xanes_similarity"] = float(np.mean(values)) if values else math.nan
+            values, notes = _similarities(cid, xanes_elements, sim_spectra, inputs.xanes,
+                                          failures, "simulated")
+            rows[cid].update({f"xanes_{el}": v for el, v in values.items()})
+            rows[cid]["xanes_similarity"] = (float(np.mean(list(values.values()))) if values
+                                             else math.nan)
             rows[cid]["xanes_note"] = "; ".join(notes)[:300]
     elif xanes_elements:
         for cid in chosen:

@@ -29,7 +29,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from specfusion_lib.core.errors import InputFileError
@@ -134,6 +133,5 @@ def predict_systems(model: Any, snapshot: Snapshot, material_ids: Sequence[str]
     ids = [str(m) for m in material_ids]
     if model is None or not ids:
         return pd.DataFrame(columns=list(CRYSTAL_SYSTEMS), dtype=float)
-    patterns = np.stack([simulate_pattern(snapshot.structure(m)).intensity for m in ids])
-    return pd.DataFrame(model.predict_proba(patterns), index=pd.Index(ids, name="material_id"),
-                        columns=list(CRYSTAL_SYSTEMS))
+    table = model.predict_patterns([simulate_pattern(snapshot.structure(m)) for m in ids])
+    return table.set_axis(pd.Index(ids, name="material_id"))
