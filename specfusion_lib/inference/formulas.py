@@ -67,7 +67,6 @@ __all__ = [
     "FormulaEnumeration",
     "MixedValence",
     "Valence",
-    "average_state",
     "element_valences",
     "enumerate_formulas",
     "format_valences",
@@ -136,11 +135,6 @@ def site_fractions(valence: Valence | float) -> dict[int, float]:
     if isinstance(valence, MixedValence):
         return valence.fractions
     return {int(round(float(valence))): 1.0}
-
-
-def average_state(valence: Valence | float) -> float:
-    """The (average) oxidation state as a number."""
-    return float(valence)
 
 
 def format_valences(valences: Mapping[str, Valence]) -> str:
@@ -383,8 +377,7 @@ def enumerate_formulas(
     """
     whole, pairs = mixed_valence_pairs(oxidation_states)
     only_mixed = {normalize_symbol(el) for el in pairs if el not in whole}
-    given = {el: v for el, v in whole.items()}
-    valences = element_valences(elements, given)
+    valences = element_valences(elements, whole)
     pairs = {normalize_symbol(el): list(v) for el, v in pairs.items()}
     for el, extra in (mixed_valence or {}).items():
         pairs.setdefault(normalize_symbol(el), []).extend(
