@@ -27,9 +27,9 @@
 #
 # The pipeline itself (`specfusion_lib/inference/`): `formulas.py` (charge-balanced formulas, SI §S2.1), `templates.py` (retrieval and ranking, §S2.2, §S2.4), `candidates.py` (substitution, CHGNet, R_PXRD, FEFF XANES similarity, §S2.3), `search.py` (all stages in one call).
 #
-# **Protocol.** Benchmark compounds: the test part of the per-TM oxidation-state model (notebook 04's checkpoints are reused). Their CN comes from the CN model where it held the compound out as well, and is left unconstrained otherwise. The crystal system comes from the peak-feature classifier of notebook 07 retrained without the compounds' structure families, so no model saw a compound it predicts (or a sibling of it). **Each target's own entry, and every entry with its reduced formula and crystal system, is removed from the template database before its search** (otherwise the search only finds the compound itself). **Predicted inputs are probabilities, not hard constraints**: the most probable oxidation states of each TM until they cover 95 % of the model's probability (none below 0.05, at most three) are enumerated, two of them one apart also together on distinct sites (mixed valence); the most probable crystal systems (at most four) are searched; the template matches are ordered by prior (product of the state probabilities and the crystal-system probability; the first template of every hypothesis before a second of any; within a hypothesis by pymatgen's data-mined substitution probability), and the screened candidates are ranked by R_PXRD − 0.1·ln(prior / best prior), the pattern agreement read as a likelihood times the prior (`inference/search.py`). A stricter variant removes the target's **whole structure family** (`data/families.py`: the demo's substitution siblings of one prototype), so no template is the answer with other element names; both are reported, top-1 and top-3 (the true formula and system among the first three distinct answers), with Wilson 95 % intervals, over all compounds and over the two fixed halves: search settings (screen size, crystal systems searched, the prior of the screen score) were compared on the **validation part** only; the **scoring part** never informed a choice. The input pattern is the compound's simulated PXRD.
+# **Protocol.** Benchmark compounds: the test part of the per-TM oxidation-state model (notebook 04's checkpoints are reused). Their CN comes from the CN model where it held the compound out as well, and is left unconstrained otherwise. The crystal system comes from the peak-feature classifier of notebook 07 retrained without the compounds' structure families, so no model saw a compound it predicts (or a sibling of it). **Each target's own entry, and every entry with its reduced formula and crystal system, is removed from the template database before its search** (otherwise the search only finds the compound itself). **Predicted inputs are probabilities, not hard constraints**: the most probable oxidation states of each TM until they cover 95 % of the model's probability (none below 0.05, at most three) are enumerated, two of them one apart also together on distinct sites (mixed valence); **every crystal system is searched**, its probability from the PXRD classifier a prior, not a filter; the template matches are ordered by prior (product of the state probabilities and the crystal-system probability; the first template of every hypothesis before a second of any; within a hypothesis by pymatgen's data-mined substitution probability). The best 40 are substituted and **each candidate's cell is fitted to the input pattern** within its own symmetry, atoms fixed, axes free by up to 8 % (`inference/lattice_refinement.py`): a substituted template has the right structure type but a cell a few per cent off, which alone can make R_PXRD as poor as a wrong structure's. The candidates are ranked by R_PXRD − 0.07·ln(prior / best prior), the pattern agreement read as a likelihood times the prior (`inference/search.py`); when the best R_PXRD is above the no-match threshold (`inference/verdict.py`) the search widens its hypotheses once, as the CLI does. A stricter variant removes the target's **whole structure family** (`data/families.py`: the demo's substitution siblings of one prototype), so no template is the answer with other element names; both are reported, top-1 and top-3 (the true formula and system among the first three distinct answers), with Wilson 95 % intervals, over all compounds and over the two fixed halves: search settings (screen size, crystal systems searched, the prior of the screen score, the no-match threshold) were compared on the **validation part** only; the **scoring part** never informed a choice. The input pattern is the compound's simulated PXRD.
 #
-# **What runs in each profile.** The top-1 needs formula enumeration, template retrieval and a PXRD screen of the 20 best unrelaxed candidates (~2 s per compound); this runs for every compound. The full validation (CHGNet relaxation and FEFF10 XANES of two candidates, ~1 min per compound) runs for 4 compounds in `quick` (in three ranking modes, below), 10 in `paper` and none in `smoke`. The same search with the *true* oxidation states, CNs and crystal system ("true inputs") shows how much of the error comes from the predictions.
+# **What runs in each profile.** The top-1 needs formula enumeration, template retrieval and a PXRD screen with cell refinement of the 40 best unrelaxed candidates (~5 s per compound; candidates met again in another variant are reused); this runs for every compound. The full validation (CHGNet relaxation and FEFF10 XANES of two candidates, ~1 min per compound) runs for 4 compounds in `quick` (in three ranking modes, below), 10 in `paper` and none in `smoke`. The same search with the *true* oxidation states, CNs and crystal system ("true inputs") shows how much of the error comes from the predictions.
 
 # %% tags=["parameters"]
 # Parameters (papermill overrides these; run_all.sh passes profile and data)
@@ -51,6 +51,7 @@ from specfusion_lib.inference import benchmark, system_inputs
 from specfusion_lib.inference.candidates import PatternCache
 from specfusion_lib.inference.search import SearchSettings
 from specfusion_lib.inference.templates import TemplateDatabase
+from specfusion_lib.inference.verdict import NO_MATCH_R_PXRD
 from specfusion_lib.plotting import inference as inference_plots
 from specfusion_lib.plotting.common import save_figure, save_table
 from specfusion_lib.properties import runs as task_runs
@@ -101,7 +102,7 @@ system_inputs_table.round(3)
 
 # %%
 database = TemplateDatabase.from_snapshot(snapshot)
-search_settings = SearchSettings(n_validate=0)  # 20 screened, 4 crystal systems
+search_settings = SearchSettings(n_validate=0, no_match_r_pxrd=NO_MATCH_R_PXRD)  # 40 screened
 patterns = PatternCache()  # a candidate met in several variants is simulated once
 results = {
     'predicted inputs': benchmark.run_benchmark(
@@ -127,14 +128,14 @@ accuracy[['variant', 'group', 'n', 'top1_accuracy', 'ci_low', 'ci_high', 'top3_a
 
 # %% [markdown]
 # ## When nothing fits: the no-match threshold
-# A search should say "no match" rather than rank poor matches as results. The threshold on the answer's R_PXRD is set on a fixed half of the compounds (the validation part, a seeded hash order of the ids): the value below which 90 % of that half's right top-1 answers lie (predicted inputs, own entry removed). The other half is scored with it: how many right answers stay matches, how many wrong ones are flagged "no match" (every variant, same threshold).
+# A search should say "no match" rather than rank poor matches as results. The threshold on the answer's R_PXRD is set on a fixed half of the compounds (the validation part, a seeded hash order of the ids): the value below which 90 % of that half's right top-1 answers lie (predicted inputs, own entry removed). The other half is scored with it: how many right answers stay matches, how many wrong ones are flagged "no match" (every variant, same threshold). The searches above already widen their hypotheses above the package's threshold (`inference/verdict.py`, set this way on an earlier run of this notebook); the value recomputed here shows whether it still holds.
 
 # %%
 threshold = benchmark.no_match_threshold(results['predicted inputs'], validation)
 no_match = pd.concat([benchmark.no_match_scores(t, threshold, validation).assign(variant=v)
                       for v, t in results.items()], ignore_index=True)
 save_table(no_match, 'structure_inference_no_match', figures_dir)
-print(f'no-match threshold: R_PXRD > {threshold:.3f}')
+print(f'no-match threshold: R_PXRD > {threshold:.3f} (the package default: {NO_MATCH_R_PXRD})')
 no_match
 
 # %%

@@ -333,7 +333,8 @@ def test_full_search_with_injected_simulators(database, fixture_snapshot, tmp_pa
     result = infer_structure(
         ["Ni", "O"], {"Ni": 2}, {"Ni": 6}, {"cubic": 0.9, "tetragonal": 0.1},
         database.without_target("fx-NiO"), pxrd=simulate_pattern(target),
-        xanes={"Ni": spectrum}, settings=SearchSettings(n_screen=5, n_validate=2),
+        xanes={"Ni": spectrum},
+        settings=SearchSettings(n_screen=5, n_validate=2, refine_lattice=False),
         relaxer=relaxer, xanes_simulator=xanes)
     assert result.enumeration.formulas == ["NiO"]
     assert len(result.retrieval) == 2 and len(result.screen) == 2
@@ -815,18 +816,25 @@ def test_pattern_cache_reuses_candidates_without_changing_the_answer(spinel_data
     from specfusion_lib.inference.candidates import PatternCache
 
     target = _spinel("Fe")
-    cache = PatternCache(maxsize=64)
     args = (["Fe", "O"], {"Fe": 3}, {}, {"cubic": 1.0}, spinel_database)
+    for refine in (False, True):
+        cache = PatternCache(maxsize=256)
+        common = {"pxrd": simulate_pattern(target),
+                  "settings": SearchSettings(n_validate=0, refine_lattice=refine),
+                  "oxidation_state_probabilities": {"Fe": {3: 0.55, 2: 0.4}}}
+        plain = infer_structure(*args, **common)
+        first = infer_structure(*args, pattern_cache=cache, **common)
+        assert cache.hits == 0 and len(cache) == cache.misses > 0
+        computed = cache.misses
+        second = infer_structure(*args, pattern_cache=cache, **common)
+        assert cache.misses == computed and cache.hits > 0  # nothing computed twice
+        for result in (first, second):
+            for column in ("r_pxrd_unrelaxed", "r_pxrd_screen"):
+                assert result.screen[column].tolist() == pytest.approx(
+                    plain.screen[column].tolist(), nan_ok=True)
+            assert result.top["formula"] == plain.top["formula"]
     common = {"pxrd": simulate_pattern(target), "settings": SearchSettings(n_validate=0),
               "oxidation_state_probabilities": {"Fe": {3: 0.55, 2: 0.4}}}
-    plain = infer_structure(*args, **common)
-    first = infer_structure(*args, pattern_cache=cache, **common)
-    assert cache.misses == len(first.screen) and cache.hits == 0
-    second = infer_structure(*args, pattern_cache=cache, **common)
-    assert cache.hits == len(second.screen) and len(cache) == cache.misses
-    for result in (first, second):
-        assert result.screen["r_pxrd_unrelaxed"].tolist() == pytest.approx(
-            plain.screen["r_pxrd_unrelaxed"].tolist())
     tiny = PatternCache(maxsize=1)
     infer_structure(*args, pattern_cache=tiny, **common)
     assert len(tiny) == 1
@@ -845,3 +853,38 @@ def test_a_tm_without_a_prediction_may_be_mixed_valent(spinel_database) -> None:
     hyp = result.inputs.hypotheses()
     fe = hyp[(hyp["element"] == "Fe") & (hyp["kind"] == "mixed valence")]
     assert fe["value"].tolist() == ["+2/+3"] and fe["probability"].isna().all()
+
+
+def test_screen_refines_cells_and_finds_a_strained_structure() -> None:
+    """A template of the right type with axes 4-5 % off loses on the plain R_PXRD; after the
+    screen fits its cell to the pattern it is the answer, with R_PXRD near 0."""
+    def pnma(metal: str, lattice: Lattice) -> Structure:
+        return Structure.from_spacegroup("Pnma", lattice, [metal, "S"],
+                                         [[0.0, 0.25, 0.2], [0.19, 0.25, 0.58]])
+
+    records = [MaterialRecord("or-FeS", pnma("Fe", Lattice.orthorhombic(5.4, 3.9, 7.1))),
+               MaterialRecord("rs-NiS", Structure.from_spacegroup(
+                   "Fm-3m", Lattice.cubic(5.2), ["Ni", "S"], [[0, 0, 0], [0.5, 0.5, 0.5]]))]
+    database = TemplateDatabase.from_records(records, source="test")
+    target = pnma("Fe", Lattice.orthorhombic(5.4 * 1.05, 3.9 * 0.955, 7.1 * 1.02))
+    args = (["Fe", "S"], {"Fe": 2}, {}, {"orthorhombic": 0.5, "cubic": 0.5}, database)
+    common = {"pxrd": simulate_pattern(target)}
+    plain = infer_structure(*args, settings=SearchSettings(n_validate=0, refine_lattice=False),
+                            **common)
+    refined = infer_structure(*args, settings=SearchSettings(n_validate=0), **common)
+    right = plain.screen.set_index("template_id").loc["or-FeS"]
+    assert right["r_pxrd_unrelaxed"] > 0.8
+    top = refined.screen.iloc[0]
+    assert top["template_id"] == "or-FeS" and top["r_pxrd_refined"] < 0.1
+    assert top["r_pxrd_bound"] <= top["r_pxrd_refined"] + 0.05  # coarse R bounds the fine one
+    assert 0.02 < top["lattice_strain"] < 0.08
+    assert refined.top["crystal_system"] == "orthorhombic"
+    cell = refined.structures[top["candidate_id"]].lattice.abc
+    assert np.ptp(np.array(sorted(cell)) / np.array(sorted(target.lattice.abc))) < 0.01
+    assert refined.best_r_pxrd == pytest.approx(top["r_pxrd_refined"])
+    # validation relaxes the refined cell, not the substituted one
+    validated = infer_structure(*args, settings=SearchSettings(n_validate=1),
+                                relaxer=FakeRelaxer(), **common)
+    cid = validated.validation["candidate_id"].iloc[0]
+    assert validated.structures[cid].volume == pytest.approx(
+        refined.structures[top["candidate_id"]].volume * 0.97, rel=1e-6)

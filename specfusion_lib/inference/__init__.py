@@ -8,6 +8,8 @@ Modules, one concern each:
 * :mod:`~specfusion_lib.inference.templates`: template database and retrieval (§S2.2, §S2.4).
 * :mod:`~specfusion_lib.inference.candidates`: substitution, relaxation, PXRD and XANES
   comparison (§S2.3), FEFF10 and forward-model XANES of candidates.
+* :mod:`~specfusion_lib.inference.lattice_refinement`: a candidate's cell fitted to the input
+  powder pattern (atoms fixed, symmetry kept) before the PXRD comparison.
 * :mod:`~specfusion_lib.inference.search`: the whole pipeline in one call, CIF output.
 * :mod:`~specfusion_lib.inference.verdict`: the default "no match" threshold.
 * :mod:`~specfusion_lib.inference.benchmark`: held-out benchmark of notebook 09 (Fig. 5b).

@@ -54,6 +54,7 @@ Simulators are plain callables, so tests inject fakes and users can plug in thei
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import tempfile
@@ -367,19 +368,22 @@ def simulate_candidate_pattern(structure: Structure) -> PXRDPattern:
 
 
 class PatternCache:
-    """Simulated patterns of substituted candidates, shared by many searches on one template
-    database (the benchmark of notebook 09 meets the same candidate in several variants).
+    """Simulated patterns (and cell refinements) of substituted candidates, shared by many
+    searches on one template database (the benchmark of notebook 09 meets the same candidate
+    in several variants).
 
     A substituted, volume-rescaled candidate is determined by its template, the element
-    mapping and the target valences (:func:`substitute`), so these are the key. The least
-    recently used patterns go beyond ``maxsize`` (a pattern is ~28 kB).
+    mapping and the target valences (:func:`substitute`), so these are the key of its pattern
+    and reflections; a cell refinement also depends on the input pattern
+    (:meth:`reference_key`). The least recently used entries go beyond ``maxsize`` (a pattern
+    is ~28 kB).
     """
 
     def __init__(self, maxsize: int = 4096) -> None:
         if maxsize < 1:
             raise ConfigurationError("maxsize must be ≥ 1")
         self.maxsize = int(maxsize)
-        self._store: OrderedDict[tuple, PXRDPattern] = OrderedDict()
+        self._store: OrderedDict[tuple, Any] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
@@ -393,18 +397,30 @@ class PatternCache:
         return (str(template_id), tuple(sorted(mapping.items())),
                 tuple(sorted((el, round(float(v), 6)) for el, v in valences.items())))
 
-    def pattern(self, key: tuple, structure: Structure) -> PXRDPattern:
-        """The cached pattern of ``key``, or ``structure``'s simulated and stored."""
-        if key in self._store:
+    @staticmethod
+    def reference_key(pattern: PXRDPattern) -> str:
+        """A digest of an input pattern (the key of the refinements against it)."""
+        digest = hashlib.sha1(np.ascontiguousarray(pattern.two_theta, dtype=float).tobytes())
+        digest.update(np.ascontiguousarray(pattern.intensity, dtype=float).tobytes())
+        return digest.hexdigest()
+
+    def get(self, kind: str, key: tuple, compute: Callable[[], Any]) -> Any:
+        """The cached ``(kind, key)`` entry, or ``compute()``'s result stored."""
+        full = (kind, *key)
+        if full in self._store:
             self.hits += 1
-            self._store.move_to_end(key)
-            return self._store[key]
+            self._store.move_to_end(full)
+            return self._store[full]
         self.misses += 1
-        pattern = simulate_candidate_pattern(structure)
-        self._store[key] = pattern
+        value = compute()
+        self._store[full] = value
         if len(self._store) > self.maxsize:
             self._store.popitem(last=False)
-        return pattern
+        return value
+
+    def pattern(self, key: tuple, structure: Structure) -> PXRDPattern:
+        """The cached pattern of ``key``, or ``structure``'s simulated and stored."""
+        return self.get("pattern", key, lambda: simulate_candidate_pattern(structure))
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,7 +22,14 @@ Stages (each writes one table of :class:`SearchResult`):
    retrieve_templates`).
 3. ``screen`` (``n_screen`` > 0 and a PXRD pattern given): the best ``n_screen`` matches are
    substituted (unrelaxed, volume rescaled, reduced to the primitive cell) and their
-   simulated patterns compared with the input (R_PXRD). Cheap (~0.2 s per candidate): no
+   simulated patterns compared with the input (R_PXRD). With ``refine_lattice`` (default)
+   each candidate's cell is then fitted to the input pattern within its own symmetry
+   (:mod:`~specfusion_lib.inference.lattice_refinement`: a substituted template has the
+   right structure type but axes off by a few per cent, which alone can make R_PXRD as poor
+   as a wrong structure's); only the coarse stage runs for every candidate, the finer stages
+   for the best ones until ``n_refined`` are settled (:func:`_refine_screen`). The screen is
+   ordered by ``R_PXRD − τ·ln(prior / best prior)`` (with oxidation-state probabilities;
+   else by R_PXRD), R_PXRD the refined one where there is one. ~0.1 s per candidate: no
    relaxation, no FEFF.
 4. ``model`` (``ranking`` ``"model"`` or ``"hybrid"``, XANES inputs and a forward model
    given): every screened candidate's XANES is predicted by the forward structure→spectrum
@@ -89,6 +96,13 @@ from specfusion_lib.inference.formulas import (
     element_valences,
     enumerate_formulas,
 )
+from specfusion_lib.inference.lattice_refinement import (
+    MAX_STRAIN,
+    LatticeFit,
+    LatticeFitter,
+    fit_result,
+    reflection_list,
+)
 from specfusion_lib.inference.templates import (
     RetrievalResult,
     RetrievalSettings,
@@ -117,10 +131,15 @@ __all__ = [
 
 _STAGES = ("validated", "screened", "retrieved")
 #: Crystal systems a search weighs by default (most probable first; the retrieval's
-#: ``max_crystal_systems``). This, ``n_screen`` = 20 and ``system_prior`` = False were chosen
-#: on the validation part of notebook 09's compounds (top-1 0.54 against 0.46 for 2 systems /
-#: 10 screened, 0.52 with the system prior, 0.50 / 0.48 for 7 systems / 30 screened).
-SEARCH_CRYSTAL_SYSTEMS: int = 4
+#: ``max_crystal_systems``, with no probability floor): all of them, the classifier's
+#: probability a prior of the screen score (``system_prior``), not a filter. With cell
+#: refinement (``refine_lattice``) this, ``n_screen`` = 40, ``n_refined`` = 3,
+#: ``prior_weight`` = 0.07, ``system_prior`` = True and the no-match threshold were chosen on the
+#: validation part of notebook 09's compounds (quick profile, 2026-12-05; top-1 of its 54
+#: compounds: 0.72 for this; 0.70 with τ = 0.05 or 5 refined; 0.72 with 60 screened, twice
+#: the time; 0.69 without widening at the no-match threshold; 0.67 without the system prior;
+#: 0.54 for the previous search: four systems, 20 screened, no refinement).
+SEARCH_CRYSTAL_SYSTEMS: int = 7
 #: Ranking modes of :class:`SearchSettings` (module docstring).
 RANKING_MODES: tuple[str, ...] = ("feff", "model", "hybrid")
 
@@ -132,7 +151,7 @@ class SearchSettings:
     Attributes:
         max_count: Largest element count of an enumerated formula (SI: 15).
         retrieval: Template retrieval settings.
-        n_screen: Matches substituted and screened by their unrelaxed PXRD (0: no screen).
+        n_screen: Matches substituted and screened by their PXRD (0: no screen).
         n_validate: Candidates relaxed and simulated (PXRD + FEFF XANES); FEFF takes
             ~5–30 s per inequivalent site, so this bounds the cost (0: no validation).
         diverse_formulas: Validate the best candidate of each formula before a second
@@ -155,15 +174,22 @@ class SearchSettings:
             verdict). Set on a validation part of notebook 09's compounds
             (:func:`~specfusion_lib.inference.benchmark.no_match_threshold`). When the best
             candidate is above it, the search widens its hypotheses once (oxidation states
-            down to probability 0.01, up to 6 per TM; up to 4 crystal systems down to 0.01)
+            down to probability 0.01, up to 6 per TM; at least 4 crystal systems, down to
+            0.01)
             and, if still nothing is within, says "no match" and keeps the closest candidates.
         system_prior: The prior of the screen score includes the crystal-system probability
-            (``prior``), not only the oxidation states' (``hypothesis_prior``); off by
-            default (:data:`SEARCH_CRYSTAL_SYSTEMS`): the systems still order the screen.
+            (``prior``), not only the oxidation states' (``hypothesis_prior``)
+            (:data:`SEARCH_CRYSTAL_SYSTEMS`).
         prior_weight: τ of the screen score ``R_PXRD − τ·ln(prior / best prior)``: the
-            PXRD agreement read as a likelihood ``exp(−R/τ)`` times the hypothesis prior
-            (fixed a priori at 0.1, the R_PXRD difference between a hypothesis and one ten
-            times less probable being 0.23; not tuned on the benchmark).
+            PXRD agreement read as a likelihood ``exp(−R/τ)`` times the prior (the R_PXRD
+            difference between a hypothesis and one ten times less probable is 0.16; chosen
+            on the validation part of notebook 09, :data:`SEARCH_CRYSTAL_SYSTEMS`).
+        refine_lattice: Fit every screened candidate's cell to the input pattern before
+            comparing (:mod:`~specfusion_lib.inference.lattice_refinement`); validated
+            candidates are relaxed from the refined cell.
+        n_refined: ... the finer stages of that fit run until this many candidates are
+            settled (:func:`_refine_screen`) ...
+        max_strain: ... and no axis changes by more than this fraction.
         ranking: ``"feff"``, ``"model"`` or ``"hybrid"`` (module docstring); the last two
             need a ``forward_model``.
         progress: Show progress bars.
@@ -171,8 +197,9 @@ class SearchSettings:
 
     max_count: int = MAX_COUNT
     retrieval: RetrievalSettings = field(
-        default_factory=lambda: RetrievalSettings(max_crystal_systems=SEARCH_CRYSTAL_SYSTEMS))
-    n_screen: int = 20
+        default_factory=lambda: RetrievalSettings(max_crystal_systems=SEARCH_CRYSTAL_SYSTEMS,
+                                                  min_system_probability=0.0))
+    n_screen: int = 40
     n_validate: int = 4
     diverse_formulas: bool = True
     relax: bool = True
@@ -183,8 +210,11 @@ class SearchSettings:
     min_probability: float = 0.05
     max_hypotheses: int = 3
     mixed_valence: bool = True
-    prior_weight: float = 0.1
-    system_prior: bool = False
+    prior_weight: float = 0.07
+    system_prior: bool = True
+    refine_lattice: bool = True
+    n_refined: int = 3
+    max_strain: float = MAX_STRAIN
     no_match_r_pxrd: float | None = None
     ranking: str = "feff"
     progress: bool = False
@@ -263,8 +293,11 @@ class SearchResult:
         retrieval: Stage 2, ranked template matches.
         screen: Stage 3, one row per screened candidate (``candidate_id``, ``formula``,
             ``template_id``, ``template_formula``, ``crystal_system``, ``level``,
-            ``retrieval_rank``, ``volume_ratio``, ``r_pxrd_unrelaxed``; with probabilities
-            ``hypothesis_prior`` and ``screen_score``; with a forward model ``xanes_model``
+            ``retrieval_rank``, ``volume_ratio``, ``r_pxrd_unrelaxed``, ``r_pxrd_screen``
+            (the R_PXRD that orders the screen); with ``refine_lattice`` ``r_pxrd_bound``,
+            ``r_pxrd_refined`` and ``lattice_strain`` (:func:`_refine_screen`); with
+            probabilities ``hypothesis_prior`` and ``screen_score``; with a forward model
+            ``xanes_model``
             and ``model_score``), in screen order.
         validation: Stage 5, one row per validated candidate (``candidate_id``, ``formula``,
             ``template_formula``, ``crystal_system``, ``crystal_system_relaxed``,
@@ -277,7 +310,8 @@ class SearchResult:
             ``level``, ``retrieval_rank``, ``r_pxrd``, ``xanes_similarity``,
             ``validation_score``.
         candidates: Candidate id → :class:`~specfusion_lib.inference.candidates.Candidate`.
-        structures: Candidate id → final structure (relaxed when validated).
+        structures: Candidate id → final structure (relaxed when validated; the cell fitted
+            to the input pattern when refined in the screen).
         patterns: Candidate id → simulated PXRD pattern of the final structure.
         spectra: ``(candidate id, element)`` → simulated XANES.
         timings: Stage → wall seconds.
@@ -305,6 +339,7 @@ class SearchResult:
     def best_r_pxrd(self) -> float:
         """Lowest R_PXRD of any screened or validated candidate (NaN without a pattern)."""
         values = [*self.screen.get("r_pxrd_unrelaxed", pd.Series(dtype=float)).tolist(),
+                  *self.screen.get("r_pxrd_refined", pd.Series(dtype=float)).tolist(),
                   *self.validation.get("r_pxrd", pd.Series(dtype=float)).tolist()]
         values = [float(v) for v in values if v is not None and math.isfinite(float(v))]
         return min(values) if values else math.nan
@@ -485,18 +520,18 @@ def _choose(order: Sequence[str], candidates: Mapping[str, Candidate], n: int,
     return chosen
 
 
-def _relax(relaxer: Relaxer, cand: Candidate) -> tuple[Structure, bool, str]:
+def _relax(relaxer: Relaxer, start: Structure) -> tuple[Structure, bool, str]:
     from specfusion_lib.simulate.relax import assess_relaxation
 
     try:
-        outcome = relaxer(cand.structure)
+        outcome = relaxer(start)
     except Exception as exc:  # noqa: BLE001 - any simulator failure is recorded, not fatal
-        return cand.structure, False, f"relaxation failed: {type(exc).__name__}: {exc}"[:300]
+        return start, False, f"relaxation failed: {type(exc).__name__}: {exc}"[:300]
     final = outcome.structure.copy()
     final.remove_oxidation_states()
     for key in list(final.site_properties):
         final.remove_site_property(key)
-    reason, _ = assess_relaxation(cand.structure, final, outcome.energy / len(final))
+    reason, _ = assess_relaxation(start, final, outcome.energy / len(final))
     notes = []
     if not outcome.converged:
         notes.append(f"not converged in {outcome.n_steps} steps")
@@ -613,33 +648,41 @@ def infer_structure(
     if pxrd is not None and s.n_screen > 0:
         for cid in list(candidates)[: s.n_screen]:
             cand = candidates[cid]
-            patterns[cid] = (simulate_candidate_pattern(cand.structure) if pattern_cache is None
-                             else pattern_cache.pattern(PatternCache.key(
-                                 cand.template_id, cand.mapping, cand.metadata["valences"]),
-                                 cand.structure))
+            r_unrelaxed = math.nan  # with refine_lattice: simulated for the refined ones only
+            if not s.refine_lattice:
+                patterns[cid] = _candidate_pattern(cand, pattern_cache)
+                r_unrelaxed = r_pxrd(pxrd, patterns[cid], smoothing_deg=s.smoothing_deg,
+                                     max_scale=s.max_scale)
             screen_rows.append({
                 "candidate_id": cid, "formula": cand.formula, "template_id": cand.template_id,
                 "template_formula": cand.template_formula,
                 "crystal_system": cand.crystal_system, "level": cand.level,
                 "retrieval_rank": cand.retrieval_rank,
                 "volume_ratio": cand.metadata["volume_ratio"],
-                "r_pxrd_unrelaxed": r_pxrd(pxrd, patterns[cid], smoothing_deg=s.smoothing_deg,
-                                           max_scale=s.max_scale),
+                "r_pxrd_unrelaxed": r_unrelaxed,
             })
     screen = pd.DataFrame(screen_rows, columns=[
         "candidate_id", "formula", "template_id", "template_formula", "crystal_system",
         "level", "retrieval_rank", "volume_ratio", "r_pxrd_unrelaxed"])
+    penalty = pd.Series(0.0, index=screen.index)
     if not screen.empty and ox_probs:
         column = "prior" if s.system_prior else "hypothesis_prior"
         prior = retrieval.table.set_index("rank")[column]
         best = max(float(prior.max()), 1e-12)
         screen["hypothesis_prior"] = [float(prior[r]) for r in screen["retrieval_rank"]]
-        screen["screen_score"] = screen["r_pxrd_unrelaxed"] - s.prior_weight * np.log(
-            np.maximum(screen["hypothesis_prior"], 1e-12) / best)
+        penalty = -s.prior_weight * np.log(np.maximum(screen["hypothesis_prior"], 1e-12)
+                                           / best)
+    screen["r_pxrd_screen"] = screen["r_pxrd_unrelaxed"]
+    if not screen.empty and s.refine_lattice:
+        screen, fits = _refine_screen(screen, penalty, candidates, pxrd, s, pattern_cache)
+        for cid, fit in fits.items():
+            structures[cid], patterns[cid] = fit.structure, fit.pattern
+    if not screen.empty and ox_probs:
+        screen["screen_score"] = screen["r_pxrd_screen"] + penalty
         screen = screen.sort_values(["screen_score", "retrieval_rank"],
                                     kind="stable").reset_index(drop=True)
     elif not screen.empty:
-        screen = screen.sort_values(["r_pxrd_unrelaxed", "retrieval_rank"],
+        screen = screen.sort_values(["r_pxrd_screen", "retrieval_rank"],
                                     kind="stable").reset_index(drop=True)
     timings["screen"] = time.perf_counter() - t0
 
@@ -647,7 +690,7 @@ def infer_structure(
         if forward_model is None:
             raise ConfigurationError(f"ranking={s.ranking!r} needs a forward_model")
         t0 = time.perf_counter()
-        screen = _model_screen(screen, candidates, inputs, ModelXanesSimulator(forward_model))
+        screen = _model_screen(screen, structures, inputs, ModelXanesSimulator(forward_model))
         timings["model"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -674,6 +717,88 @@ def infer_structure(
         forward_model=forward_model, pattern_cache=pattern_cache))
 
 
+def _candidate_pattern(cand: Candidate, cache: PatternCache | None) -> PXRDPattern:
+    """The substituted candidate's simulated pattern (through ``cache`` when given)."""
+    if cache is None:
+        return simulate_candidate_pattern(cand.structure)
+    return cache.pattern(PatternCache.key(cand.template_id, cand.mapping,
+                                          cand.metadata["valences"]), cand.structure)
+
+
+def _refine_screen(screen: pd.DataFrame, penalty: pd.Series,
+                   candidates: Mapping[str, Candidate], pxrd: PXRDPattern, s: SearchSettings,
+                   cache: PatternCache | None
+                   ) -> tuple[pd.DataFrame, dict[str, LatticeFit]]:
+    """Refine the screened candidates' cells against the input pattern
+    (:mod:`~specfusion_lib.inference.lattice_refinement`), cheaply: every candidate gets the
+    coarse stage, whose R factor bounds its refined one from below; the finer stages run in
+    order of bound + prior penalty until ``s.n_refined`` candidates have refined scores no
+    worse than the next candidate's bound (no later candidate can enter that top).
+
+    Adds ``r_pxrd_bound`` (coarse-stage R), ``r_pxrd_refined`` (R_PXRD of the refined
+    candidate; NaN when not refined to the end), ``lattice_strain`` (largest relative axis
+    change) and sets ``r_pxrd_screen`` to the refined R_PXRD where there is one, else the
+    bound; ``r_pxrd_unrelaxed`` is simulated only for the candidates refined to the end (NaN
+    for the others). Returns the table and the refined candidates (:class:`LatticeFit`)."""
+    reference_key = PatternCache.reference_key(pxrd)
+    fitters: dict[str, LatticeFitter] = {}
+    bounds: dict[str, float] = {}
+    basins: dict[str, list[tuple[float, np.ndarray]]] = {}
+    unrelaxed: dict[str, float] = {}
+    keys = {cid: PatternCache.key(candidates[cid].template_id, candidates[cid].mapping,
+                                  candidates[cid].metadata["valences"])
+            for cid in screen["candidate_id"]}
+
+    def start_r(cid: str) -> tuple[PXRDPattern, float]:
+        pattern = _candidate_pattern(candidates[cid], cache)
+        unrelaxed[cid] = r_pxrd(pxrd, pattern, smoothing_deg=s.smoothing_deg,
+                                max_scale=s.max_scale)
+        return pattern, unrelaxed[cid]
+
+    for cid in screen["candidate_id"]:
+        structure = candidates[cid].structure
+        reflections = (reflection_list(structure, max_strain=s.max_strain) if cache is None
+                       else cache.get("reflections", keys[cid],
+                                      lambda st=structure: reflection_list(
+                                          st, max_strain=s.max_strain)))
+        if not len(reflections):  # nothing to fit: the plain comparison
+            start_r(cid)
+            continue
+        fitters[cid] = LatticeFitter(pxrd, reflections, max_strain=s.max_strain)
+        basins[cid] = (fitters[cid].coarse() if cache is None else cache.get(
+            "coarse", (reference_key, *keys[cid]), fitters[cid].coarse))
+        bounds[cid] = basins[cid][0][0] if basins[cid] else 2.0
+    pen = dict(zip(screen["candidate_id"], penalty, strict=True))
+    fits: dict[str, LatticeFit] = {}
+    scores: list[float] = []
+    for cid in sorted(bounds, key=lambda cid: bounds[cid] + pen[cid]):
+        if (len(scores) >= s.n_refined
+                and bounds[cid] + pen[cid] > sorted(scores)[s.n_refined - 1]):
+            break
+
+        def finish(cid: str = cid) -> LatticeFit:
+            pattern, r_start = start_r(cid)
+            _, c = fitters[cid].finish(basins[cid])
+            return fit_result(pxrd, candidates[cid].structure, fitters[cid], c,
+                              start_pattern=pattern, r_start=r_start)
+
+        fits[cid] = finish() if cache is None else cache.get(
+            "refined", (reference_key, *keys[cid]), finish)
+        unrelaxed[cid] = fits[cid].r_pxrd_start
+        scores.append(fits[cid].r_pxrd + pen[cid])
+    out = screen.copy()
+    out["r_pxrd_unrelaxed"] = [unrelaxed.get(cid, math.nan) for cid in out["candidate_id"]]
+    out["r_pxrd_bound"] = [bounds.get(cid, math.nan) for cid in out["candidate_id"]]
+    out["r_pxrd_refined"] = [fits[cid].r_pxrd if cid in fits else math.nan
+                             for cid in out["candidate_id"]]
+    out["lattice_strain"] = [max(abs(x) for x in fits[cid].strain) if cid in fits else math.nan
+                             for cid in out["candidate_id"]]
+    out["r_pxrd_screen"] = out["r_pxrd_refined"].fillna(out["r_pxrd_bound"]).fillna(
+        out["r_pxrd_unrelaxed"])
+    logger.debug("lattice refinement: %d screened, %d refined to the end", len(out), len(fits))
+    return out, {cid: fit for cid, fit in fits.items() if any(fit.strain)}
+
+
 def _verdict(result: SearchResult, threshold: float,
              search_again: Callable[[SearchSettings], SearchResult]) -> SearchResult:
     """``"match"`` when the best R_PXRD is within ``threshold``; otherwise one search with
@@ -685,8 +810,10 @@ def _verdict(result: SearchResult, threshold: float,
     s = result.settings
     wide = replace(s, min_probability=min(s.min_probability, 0.01), coverage=1.0,
                    max_hypotheses=max(s.max_hypotheses, 6), no_match_r_pxrd=None,
-                   retrieval=replace(s.retrieval, max_crystal_systems=4,
-                                     min_system_probability=0.01))
+                   retrieval=replace(s.retrieval,
+                                     max_crystal_systems=max(s.retrieval.max_crystal_systems, 4),
+                                     min_system_probability=min(
+                                         s.retrieval.min_system_probability, 0.01)))
     logger.info("structure search: best R_PXRD %.2f above %.2f; widening the hypotheses",
                 result.best_r_pxrd, threshold)
     again = search_again(wide)
@@ -720,22 +847,22 @@ def _similarities(cid: str, elements: Sequence[str],
     return values, notes
 
 
-def _model_screen(screen: pd.DataFrame, candidates: Mapping[str, Candidate],
+def _model_screen(screen: pd.DataFrame, structures: Mapping[str, Structure],
                   inputs: SearchInputs, simulator: ModelXanesSimulator) -> pd.DataFrame:
     """The screen with ``xanes_model`` (mean similarity of the forward model's spectra of the
-    unrelaxed candidates to the input spectra) and ``model_score`` (validation score of the
-    screen's PXRD term and that similarity), ordered by ``model_score``."""
+    unrelaxed candidates, in the refined cell where there is one, to the input spectra) and
+    ``model_score`` (validation score of the screen's PXRD term and that similarity), ordered
+    by ``model_score``."""
     elements = [el for el in inputs.elements if el in inputs.xanes]
     if screen.empty or not elements:
         return screen.assign(xanes_model=math.nan, model_score=math.nan)
-    spectra = simulator({cid: candidates[cid].structure for cid in screen["candidate_id"]},
-                        elements)
+    spectra = simulator({cid: structures[cid] for cid in screen["candidate_id"]}, elements)
     similarity = []
     for cid in screen["candidate_id"]:
         values, _ = _similarities(cid, elements, spectra, inputs.xanes, simulator.failures_,
                                   "forward-model")
         similarity.append(float(np.mean(list(values.values()))) if values else math.nan)
-    base = screen["screen_score"] if "screen_score" in screen else screen["r_pxrd_unrelaxed"]
+    base = screen["screen_score"] if "screen_score" in screen else screen["r_pxrd_screen"]
     out = screen.assign(xanes_model=similarity)
     out["model_score"] = [validation_score(b, x) for b, x in zip(base, similarity, strict=True)]
     return out.sort_values(["model_score", "retrieval_rank"], kind="stable",
@@ -761,13 +888,14 @@ def _validate(chosen: Sequence[str], candidates: Mapping[str, Candidate],
         relaxer = chgnet_relaxer_for_search()
     for cid in tqdm(chosen, desc="relaxing candidates", disable=not s.progress):
         cand = candidates[cid]
+        start = structures.get(cid, cand.structure)  # the refined cell when there is one
         if s.relax:
-            final, relaxed, note = _relax(relaxer, cand)  # type: ignore[arg-type]
+            final, relaxed, note = _relax(relaxer, start)  # type: ignore[arg-type]
             if not relaxed:
                 logger.warning("candidate %s (%s): %s; validated unrelaxed", cid, cand.formula,
                                note)
         else:
-            final, relaxed, note = cand.structure, False, "not relaxed (relax=False)"
+            final, relaxed, note = start, False, "not relaxed (relax=False)"
         structures[cid] = final
         patterns[cid] = simulate_candidate_pattern(final)
         try:
@@ -835,7 +963,9 @@ def _rank(retrieval: RetrievalResult, candidates: Mapping[str, Candidate],
             row.update({k: val.at[cid, k] for k in ("r_pxrd", "xanes_similarity",
                                                    "validation_score")})
         elif cid is not None and scr is not None and cid in scr.index:
-            row["r_pxrd"] = scr.at[cid, "r_pxrd_unrelaxed"]
+            refined = scr.at[cid, "r_pxrd_refined"] if "r_pxrd_refined" in scr.columns else None
+            row["r_pxrd"] = (refined if refined is not None and math.isfinite(refined)
+                             else scr.at[cid, "r_pxrd_unrelaxed"])
             if "xanes_model" in scr.columns:
                 row["xanes_similarity"] = scr.at[cid, "xanes_model"]
                 row["validation_score"] = scr.at[cid, "model_score"]
