@@ -451,11 +451,9 @@ class LatticeFitter:
         last = float(schedule[-1]) if len(schedule) else FIT_SMOOTHING_SCHEDULE_DEG[-1]
         best = (self.r_factor(np.zeros(k), last), np.zeros(k))
         for _, x in basins:
-            r = math.nan
-            for fwhm in schedule:
+            r = self.r_factor(x, last) if not len(schedule) else math.inf
+            for fwhm in schedule:  # each stage returns R at its own smoothing, the last at last
                 r, x = self.descend(x, float(fwhm), _FINE_STEP, _FINE_TOL)
-            if not len(schedule):
-                r = self.r_factor(x, last)
             if r < best[0]:
                 best = (r, x)
         return best

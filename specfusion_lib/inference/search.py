@@ -717,12 +717,21 @@ def infer_structure(
         forward_model=forward_model, pattern_cache=pattern_cache))
 
 
+def _cached(cache: PatternCache | None, kind: str, key: tuple,
+            compute: Callable[[], Any]) -> Any:
+    """``compute()``, through ``cache`` (entry ``(kind, key)``) when one is given."""
+    return compute() if cache is None else cache.get(kind, key, compute)
+
+
+def _candidate_key(cand: Candidate) -> tuple:
+    """The cache key of a substituted candidate (:meth:`PatternCache.key`)."""
+    return PatternCache.key(cand.template_id, cand.mapping, cand.metadata["valences"])
+
+
 def _candidate_pattern(cand: Candidate, cache: PatternCache | None) -> PXRDPattern:
     """The substituted candidate's simulated pattern (through ``cache`` when given)."""
-    if cache is None:
-        return simulate_candidate_pattern(cand.structure)
-    return cache.pattern(PatternCache.key(cand.template_id, cand.mapping,
-                                          cand.metadata["valences"]), cand.structure)
+    return _cached(cache, "pattern", _candidate_key(cand),
+                   lambda: simulate_candidate_pattern(cand.structure))
 
 
 def _refine_screen(screen: pd.DataFrame, penalty: pd.Series,
@@ -745,9 +754,7 @@ def _refine_screen(screen: pd.DataFrame, penalty: pd.Series,
     bounds: dict[str, float] = {}
     basins: dict[str, list[tuple[float, np.ndarray]]] = {}
     unrelaxed: dict[str, float] = {}
-    keys = {cid: PatternCache.key(candidates[cid].template_id, candidates[cid].mapping,
-                                  candidates[cid].metadata["valences"])
-            for cid in screen["candidate_id"]}
+    keys = {cid: _candidate_key(candidates[cid]) for cid in screen["candidate_id"]}
 
     def start_r(cid: str) -> tuple[PXRDPattern, float]:
         pattern = _candidate_pattern(candidates[cid], cache)
@@ -757,16 +764,14 @@ def _refine_screen(screen: pd.DataFrame, penalty: pd.Series,
 
     for cid in screen["candidate_id"]:
         structure = candidates[cid].structure
-        reflections = (reflection_list(structure, max_strain=s.max_strain) if cache is None
-                       else cache.get("reflections", keys[cid],
-                                      lambda st=structure: reflection_list(
-                                          st, max_strain=s.max_strain)))
+        reflections = _cached(cache, "reflections", keys[cid],
+                              lambda st=structure: reflection_list(st, max_strain=s.max_strain))
         if not len(reflections):  # nothing to fit: the plain comparison
             start_r(cid)
             continue
         fitters[cid] = LatticeFitter(pxrd, reflections, max_strain=s.max_strain)
-        basins[cid] = (fitters[cid].coarse() if cache is None else cache.get(
-            "coarse", (reference_key, *keys[cid]), fitters[cid].coarse))
+        basins[cid] = _cached(cache, "coarse", (reference_key, *keys[cid]),
+                              fitters[cid].coarse)
         bounds[cid] = basins[cid][0][0] if basins[cid] else 2.0
     pen = dict(zip(screen["candidate_id"], penalty, strict=True))
     fits: dict[str, LatticeFit] = {}
@@ -782,8 +787,7 @@ def _refine_screen(screen: pd.DataFrame, penalty: pd.Series,
             return fit_result(pxrd, candidates[cid].structure, fitters[cid], c,
                               start_pattern=pattern, r_start=r_start)
 
-        fits[cid] = finish() if cache is None else cache.get(
-            "refined", (reference_key, *keys[cid]), finish)
+        fits[cid] = _cached(cache, "refined", (reference_key, *keys[cid]), finish)
         unrelaxed[cid] = fits[cid].r_pxrd_start
         scores.append(fits[cid].r_pxrd + pen[cid])
     out = screen.copy()
