@@ -6,8 +6,11 @@ library's :data:`specfusion_lib.crystal_system.training.CPU_THREADS`; try ``--th
 1. **Patterns simulated per second** from structures of a snapshot (``--data``, default the
    demo snapshot, else the test fixture; ``--structures`` of them, default 100):
    (a) :func:`specfusion_lib.spectra.pxrd.simulate_pattern` end to end (pymatgen reflections +
-   direct Voigt sum on 3501 points); (b) reflections only
+   Voigt sum on 3501 points); (b) reflections only
    (:func:`~specfusion_lib.spectra.pxrd.simulate_peaks`, what the stick cache stores);
+   (b') the Voigt sum alone of those reflections, as the library evaluates it (exact within
+   30 widths of each peak, analytic tail beyond) and directly (the Faddeeva function on the
+   whole grid for every peak), with the largest difference relative to the strongest point;
    (c) rendering realistic training patterns from cached reflections
    (:meth:`specfusion_lib.crystal_system.patterns.StickPatterns.render` under the training
    augmentation: FFT Voigt broadening with random widths, intensity perturbations, zero
@@ -41,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from pymatgen.core import Structure
+from scipy.special import voigt_profile
 
 from specfusion_lib.core.profiles import Profile
 from specfusion_lib.crystal_system import training as cs
@@ -77,6 +81,19 @@ def simulation_rates(snapshot, n: int) -> dict[str, float]:
     for s in structures:
         pxrd.simulate_peaks(s, two_theta_range=(8.0, 82.0))
     sticks_rate = len(structures) / (time.perf_counter() - t0)
+    peaks = [pxrd.simulate_peaks(s, two_theta_range=(8.0, 82.0)) for s in structures]
+    grid = pxrd.two_theta_grid()
+    sigma, gamma = pxrd.FWHM_GAUSS / (2 * np.sqrt(2 * np.log(2))), pxrd.FWHM_LORENTZ / 2
+    t0 = time.perf_counter()
+    windowed = [pxrd.voigt_profile_pattern(p.two_theta, p.intensity, grid, normalize=False)
+                for p in peaks]
+    windowed_rate = len(peaks) / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    direct = [np.asarray(p.intensity) @ voigt_profile(
+        grid[None, :] - np.asarray(p.two_theta)[:, None], sigma, gamma) for p in peaks]
+    direct_rate = len(peaks) / (time.perf_counter() - t0)
+    deviation = max(float(np.max(np.abs(w - d)) / max(d.max(), 1e-300))
+                    for w, d in zip(windowed, direct, strict=True) if d.size and d.max() > 0)
     sticks = simulate_sticks(snapshot, material_ids=list(rows["material_id"]))
     rng = np.random.default_rng(0)
     reps = max(1, 2000 // max(1, len(sticks)))
@@ -85,7 +102,9 @@ def simulation_rates(snapshot, n: int) -> dict[str, float]:
     sticks.render(idx, rng, TRAINING_CONDITIONS)
     render = len(idx) / (time.perf_counter() - t0)
     return {"structures": len(structures), "simulate_pattern_per_s": full,
-            "reflections_per_s": sticks_rate, "render_augmented_per_s": render}
+            "reflections_per_s": sticks_rate, "voigt_sum_per_s": windowed_rate,
+            "voigt_sum_direct_per_s": direct_rate, "voigt_sum_max_deviation": deviation,
+            "render_augmented_per_s": render}
 
 
 def training_rates(data: CrystalSystemData, epochs: int) -> dict[str, float]:

@@ -27,9 +27,9 @@
 #
 # The pipeline itself (`specfusion_lib/inference/`): `formulas.py` (charge-balanced formulas, SI §S2.1), `templates.py` (retrieval and ranking, §S2.2, §S2.4), `candidates.py` (substitution, CHGNet, R_PXRD, FEFF XANES similarity, §S2.3), `search.py` (all stages in one call).
 #
-# **Protocol.** Benchmark compounds: the test part of the per-TM oxidation-state model (notebook 04's checkpoints are reused). Their CN comes from the CN model where it held the compound out as well, and is left unconstrained otherwise. The crystal system comes from the peak-feature classifier of notebook 07 retrained without the compounds' structure families, so no model saw a compound it predicts (or a sibling of it). **Each target's own entry, and every entry with its reduced formula and crystal system, is removed from the template database before its search** (otherwise the search only finds the compound itself). **Predicted inputs are probabilities, not hard constraints**: the most probable oxidation states of each TM until they cover 95 % of the model's probability (none below 0.05, at most three) are enumerated, two of them one apart also together on distinct sites (mixed valence); **every crystal system is searched**, its probability from the PXRD classifier a prior, not a filter; the template matches are ordered by prior (product of the state probabilities and the crystal-system probability; the first template of every hypothesis before a second of any; within a hypothesis by pymatgen's data-mined substitution probability). The best 40 are substituted and **each candidate's cell is fitted to the input pattern** within its own symmetry, atoms fixed, axes free by up to 8 % (`inference/lattice_refinement.py`): a substituted template has the right structure type but a cell a few per cent off, which alone can make R_PXRD as poor as a wrong structure's. The candidates are ranked by R_PXRD − 0.07·ln(prior / best prior), the pattern agreement read as a likelihood times the prior (`inference/search.py`); when the best R_PXRD is above the no-match threshold (`inference/verdict.py`) the search widens its hypotheses once, as the CLI does. A stricter variant removes the target's **whole structure family** (`data/families.py`: the demo's substitution siblings of one prototype), so no template is the answer with other element names; both are reported, top-1 and top-3 (the true formula and system among the first three distinct answers), with Wilson 95 % intervals, over all compounds and over the two fixed halves: search settings (screen size, crystal systems searched, the prior of the screen score, the no-match threshold) were compared on the **validation part** only; the **scoring part** never informed a choice. The input pattern is the compound's simulated PXRD.
+# **Protocol.** Benchmark compounds: the test part of the per-TM oxidation-state model (notebook 04's checkpoints are reused). Their CN comes from the CN model where it held the compound out as well, and is left unconstrained otherwise. The crystal system comes from the peak-feature classifier of notebook 07 retrained without the compounds' structure families, so no model saw a compound it predicts (or a sibling of it). **Each target's own entry, and every entry with its reduced formula and crystal system, is removed from the template database before its search** (otherwise the search only finds the compound itself). **Predicted inputs are probabilities, not hard constraints**: the most probable oxidation states of each TM until they cover 95 % of the model's probability (none below 0.05, at most three) are enumerated, two of them one apart also together on distinct sites (mixed valence); **every crystal system is searched**, its probability from the PXRD classifier a prior, not a filter; the template matches are ordered by prior (product of the state probabilities and the crystal-system probability; the first template of every hypothesis before a second of any; within a hypothesis by pymatgen's data-mined substitution probability). The best 40 are substituted and **each candidate's cell is fitted to the input pattern** within its own symmetry, atoms fixed, axes free by up to 8 % (`inference/lattice_refinement.py`): a substituted template has the right structure type but a cell a few per cent off, which alone can make R_PXRD as poor as a wrong structure's. The candidates are ranked by R_PXRD − 0.07·ln(prior / best prior), the pattern agreement read as a likelihood times the prior (`inference/search.py`); when the best R_PXRD is above the no-match threshold (`inference/verdict.py`) the search widens its hypotheses once and screens 120 candidates instead of 40, as the CLI does (the first screen takes the first template or two of each hypothesis; the right structure type is often a few templates deeper). A stricter variant removes the target's **whole structure family** (`data/families.py`: the demo's substitution siblings of one prototype), so no template is the answer with other element names; it searches once, without widening (which would re-search nearly every compound there); both are reported, top-1 and top-3 (the true formula and system among the first three distinct answers), with Wilson 95 % intervals, over all compounds and over the two fixed halves: search settings (screen size, crystal systems searched, the prior of the screen score, the no-match threshold) were compared on the **validation part** only; the **scoring part** never informed a choice. The input pattern is the compound's simulated PXRD.
 #
-# **What runs in each profile.** The top-1 needs formula enumeration, template retrieval and a PXRD screen with cell refinement of the 40 best unrelaxed candidates (~5 s per compound; candidates met again in another variant are reused); this runs for every compound. The full validation (CHGNet relaxation and FEFF10 XANES of two candidates, ~1 min per compound) runs for 4 compounds in `quick` (in three ranking modes, below), 10 in `paper` and none in `smoke`. The same search with the *true* oxidation states, CNs and crystal system ("true inputs") shows how much of the error comes from the predictions.
+# **What runs in each profile.** The top-1 needs formula enumeration, template retrieval and a PXRD screen with cell refinement of the 40 best unrelaxed candidates (~3 s per compound, more when widened; a compound's three variants run together, so the candidates they share are fitted once, and the compounds are shared out to one process per CPU); this runs for every compound. The full validation (CHGNet relaxation and FEFF10 XANES of two candidates, ~1 min per compound) runs for 4 compounds in `quick` (in three ranking modes, below), 10 in `paper` and none in `smoke`. The same search with the *true* oxidation states, CNs and crystal system ("true inputs") shows how much of the error comes from the predictions.
 
 # %% tags=["parameters"]
 # Parameters (papermill overrides these; run_all.sh passes profile and data)
@@ -48,7 +48,6 @@ from specfusion_lib.core.profiles import get_profile
 from specfusion_lib.data.families import snapshot_families
 from specfusion_lib.data.sources import open_snapshot
 from specfusion_lib.inference import benchmark, system_inputs
-from specfusion_lib.inference.candidates import PatternCache
 from specfusion_lib.inference.search import SearchSettings
 from specfusion_lib.inference.templates import TemplateDatabase
 from specfusion_lib.inference.verdict import NO_MATCH_R_PXRD
@@ -103,20 +102,19 @@ system_inputs_table.round(3)
 # %%
 database = TemplateDatabase.from_snapshot(snapshot)
 search_settings = SearchSettings(n_validate=0, no_match_r_pxrd=NO_MATCH_R_PXRD)  # 40 screened
-patterns = PatternCache()  # a candidate met in several variants is simulated once
-results = {
-    'predicted inputs': benchmark.run_benchmark(
-        snapshot, compounds, probabilities, database, settings=search_settings,
-        use_probabilities=True, pattern_cache=patterns, progress=show_progress),
-    'predicted inputs, family removed': benchmark.run_benchmark(
-        snapshot, compounds, probabilities, database, settings=search_settings,
-        families=snapshot_families(snapshot), use_probabilities=True, pattern_cache=patterns,
-        progress=show_progress),
-    'true inputs': benchmark.run_benchmark(
-        snapshot, compounds, probabilities, database, settings=search_settings,
-        oracle=True, pattern_cache=patterns, progress=show_progress),
+variants = {
+    'predicted inputs': benchmark.BenchmarkVariant(use_probabilities=True),
+    # searched once, without widening (it would re-search nearly every compound here)
+    'predicted inputs, family removed': benchmark.BenchmarkVariant(
+        use_probabilities=True, families=snapshot_families(snapshot),
+        settings=SearchSettings(n_validate=0)),
+    'true inputs': benchmark.BenchmarkVariant(oracle=True),
 }
-print(f'candidate patterns: {patterns.misses} simulated, {patterns.hits} reused')
+# each compound's three searches run together (shared candidates fitted once), the compounds
+# shared out to one process per CPU
+results = benchmark.run_benchmark_variants(
+    snapshot, compounds, probabilities, database, variants, settings=search_settings,
+    workers=None, progress=show_progress)
 per_compound = pd.concat([t.assign(variant=v) for v, t in results.items()],
                          ignore_index=True)
 save_table(per_compound, 'structure_inference_benchmark_compounds', figures_dir)

@@ -607,6 +607,28 @@ def test_fingerprint_follows_the_declared_feff_input_version(
     assert runner._fingerprints(jobs, "FEFF test") == before
 
 
+def test_fingerprint_ignores_what_as_dict_derives(jobs: list[SiteJob]) -> None:
+    """Lattice lengths, angles, volume and Cartesian coordinates are recomputed by
+    ``as_dict()`` with machine-dependent last bits: they must not move a fingerprint (a
+    committed key index would then miss on another machine); the matrix, species and
+    fractional coordinates must."""
+    import copy
+    import dataclasses
+
+    job = jobs[0]
+    noisy = copy.deepcopy(job.structure)
+    noisy["lattice"]["a"] = float(np.nextafter(noisy["lattice"]["a"], np.inf))
+    noisy["lattice"]["volume"] *= 1 + 1e-15
+    noisy["sites"][0]["xyz"] = [float(np.nextafter(x, np.inf)) for x in noisy["sites"][0]["xyz"]]
+    (base,) = runner._fingerprints([job], "FEFF test")
+    (same,) = runner._fingerprints([dataclasses.replace(job, structure=noisy)], "FEFF test")
+    assert same == base
+    moved = copy.deepcopy(job.structure)
+    moved["sites"][0]["abc"][0] += 1e-9
+    (other,) = runner._fingerprints([dataclasses.replace(job, structure=moved)], "FEFF test")
+    assert other != base
+
+
 def test_retry_ladder_rescues_records_the_rung_and_reruns_failures_of_an_older_ladder(
         tmp_path: Path, calls) -> None:
     mno = _structures()["t-MnO"]

@@ -537,6 +537,18 @@ def test_benchmark_removes_each_target(fixture_snapshot, database) -> None:
                            oracle=True, families=families,
                            settings=SearchSettings(n_screen=3, n_validate=0)).iloc[0]
     assert strict["n_templates_removed"] == 3 and not strict["correct"]
+    # several variants at once, in two worker processes: the same rows as one by one
+    from specfusion_lib.inference.benchmark import BenchmarkVariant, run_benchmark_variants
+
+    both = run_benchmark_variants(
+        fixture_snapshot, compounds, pd.DataFrame(), database,
+        {"own entry": BenchmarkVariant(oracle=True),
+         "family": BenchmarkVariant(oracle=True, families=families)},
+        settings=SearchSettings(n_screen=3, n_validate=0), workers=2)
+    stable = ["material_id", "top_formula", "top_system", "top_template", "correct",
+              "top3_correct", "n_templates_removed", "note"]
+    pd.testing.assert_frame_equal(both["own entry"][stable], result.reset_index()[stable])
+    assert both["family"].iloc[0][stable].equals(strict[stable])
 
 
 def test_choose_compound_says_when_it_uses_a_stand_in(fixture_snapshot) -> None:

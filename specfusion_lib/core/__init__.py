@@ -15,6 +15,8 @@
   typed.
 * :mod:`specfusion_lib.core.logs`: ``configure_logging``, the opt-in handler for the package's
   log records (level from the argument or ``SPECFUSION_LOG_LEVEL``; stdlib only).
+* :mod:`specfusion_lib.core.parallel`: how many worker processes a parallel stage may start
+  (the CPUs of this process's affinity mask).
 """
 
 from __future__ import annotations

@@ -62,6 +62,7 @@ from tqdm.auto import tqdm
 
 from specfusion_lib.core.atomic import atomic_write
 from specfusion_lib.core.errors import ConfigurationError, SnapshotError
+from specfusion_lib.core.parallel import available_cpus
 from specfusion_lib.data.structure_labels import normalize_crystal_system
 from specfusion_lib.spectra import pxrd
 
@@ -526,10 +527,7 @@ def _peaks_of_all(structures: Sequence[str | None], wavelength: str | float, lo:
 
 def default_stick_workers() -> int:
     """Processes for stick simulation: the CPUs this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return max(1, os.cpu_count() or 1)
+    return available_cpus()
 
 
 def _simulate_all(materials: Any, snapshot_id: str | None, wavelength: str | float,

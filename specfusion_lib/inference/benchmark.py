@@ -37,11 +37,13 @@ separates the cost of wrong predictions from the limits of the template search i
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import logging
 import math
+import multiprocessing
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -51,6 +53,7 @@ from tqdm.auto import tqdm
 from specfusion_lib.core.elements import TRANSITION_METALS
 from specfusion_lib.core.errors import ConfigurationError, SpecfusionError
 from specfusion_lib.core.paper import FIG5B_TOP1
+from specfusion_lib.core.parallel import available_cpus
 from specfusion_lib.core.profiles import get_profile
 from specfusion_lib.data.structure_labels import CRYSTAL_SYSTEMS
 from specfusion_lib.inference.search import SearchSettings, infer_structure
@@ -60,18 +63,23 @@ from specfusion_lib.spectra.pxrd import simulate_pattern
 from specfusion_lib.spectra.xanes import XANESSpectrum
 
 if TYPE_CHECKING:
+    from pymatgen.core import Structure
+
     from specfusion_lib.data.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "BENCHMARK_COLUMNS",
     "N_ELEMENT_NAMES",
+    "BenchmarkVariant",
     "accuracy_by_nelements",
     "benchmark_crystal_probabilities",
     "crystal_system_split",
     "held_out_compounds",
     "probabilities_table",
     "run_benchmark",
+    "run_benchmark_variants",
     "snapshot_xanes",
     "true_site_labels",
     "validate_examples",
@@ -370,6 +378,35 @@ def _probabilities(row: pd.Series | Mapping[str, float]) -> dict[str, float]:
     return {c: float(row[c]) for c in CRYSTAL_SYSTEMS if c in row}
 
 
+#: Columns of a :func:`run_benchmark` table, in order.
+BENCHMARK_COLUMNS: tuple[str, ...] = (
+    "material_id", "formula", "nelements", "crystal_system", "predicted_system",
+    "system_probability", "labels_correct", "n_formulas", "n_templates", "top_formula",
+    "top_system", "top_template", "top_level", "top_stage", "formula_correct", "system_correct",
+    "correct", "top3_correct", "top_r_pxrd", "formula_enumerated", "verdict", "widened",
+    "n_templates_removed", "seconds", "note")
+
+
+@dataclass(frozen=True)
+class BenchmarkVariant:
+    """How one variant of the benchmark searches (:func:`run_benchmark`).
+
+    Attributes:
+        oracle: Use the true oxidation states (per site: a mixed valence as its average,
+            :func:`true_average_states`), CNs and crystal system instead of the predictions.
+        families: Material id → structure family: remove each target's whole family from the
+            templates, not only its own entry and formula (the stricter variant).
+        use_probabilities: Search over the oxidation-state model's probabilities
+            (``oxidation_state_probabilities`` of the compounds) instead of its argmax.
+        settings: Search settings of this variant (``None``: those given to the run).
+    """
+
+    oracle: bool = False
+    families: Mapping[str, str] | None = None
+    use_probabilities: bool = False
+    settings: SearchSettings | None = None
+
+
 def run_benchmark(
     snapshot: Snapshot,
     compounds: pd.DataFrame,
@@ -392,19 +429,14 @@ def run_benchmark(
             (ignored with ``oracle``).
         database: Template database (default: every structure of ``snapshot``).
         settings: Search settings (default: no validation, PXRD screen of 20 candidates).
-        oracle: Use the true oxidation states (per site: a mixed valence as its average,
-            :func:`true_average_states`), CNs and crystal system instead.
-        families: Material id → structure family: remove each target's whole family from
-            the templates, not only its own entry and formula (the stricter variant).
-        use_probabilities: Search over the oxidation-state model's probabilities
-            (``oxidation_state_probabilities`` of ``compounds``) instead of its argmax.
+        oracle, families, use_probabilities: The variant (:class:`BenchmarkVariant`).
         pattern_cache: A :class:`~specfusion_lib.inference.candidates.PatternCache` shared by
             the variants (same candidates, simulated once).
         progress: Show a progress bar.
 
     Returns:
-        One row per compound: ``material_id``, ``formula``, ``nelements``,
-        ``crystal_system``, ``predicted_system`` (most probable input system),
+        One row per compound (:data:`BENCHMARK_COLUMNS`): ``material_id``, ``formula``,
+        ``nelements``, ``crystal_system``, ``predicted_system`` (most probable input system),
         ``system_probability``, ``labels_correct``, ``n_formulas``, ``n_templates``,
         ``top_formula``, ``top_system``, ``top_template``, ``top_level``, ``top_stage``,
         ``formula_correct``, ``system_correct``, ``correct``, ``top3_correct`` (the true
@@ -414,77 +446,189 @@ def run_benchmark(
         ``settings.no_match_r_pxrd``),
         ``n_templates_removed``, ``seconds``, ``note``.
     """
+    variant = BenchmarkVariant(oracle=oracle, families=families,
+                               use_probabilities=use_probabilities)
+    return run_benchmark_variants(snapshot, compounds, crystal_probabilities, database,
+                                  {"run": variant}, settings=settings, workers=1,
+                                  pattern_cache=pattern_cache, progress=progress)["run"]
+
+
+def run_benchmark_variants(
+    snapshot: Snapshot,
+    compounds: pd.DataFrame,
+    crystal_probabilities: pd.DataFrame,
+    database: TemplateDatabase | None,
+    variants: Mapping[str, BenchmarkVariant],
+    *,
+    settings: SearchSettings | None = None,
+    workers: int | None = 1,
+    pattern_cache: Any = None,
+    progress: bool = False,
+) -> dict[str, pd.DataFrame]:
+    """:func:`run_benchmark` for several variants, each compound's searches together.
+
+    The variants of one compound run one after the other in the same process, so the
+    candidates they share (most of them) are simulated and fitted once (one
+    :class:`~specfusion_lib.inference.candidates.PatternCache` per process). With
+    ``workers`` > 1 the compounds are shared out to that many processes (spawned; one
+    thread each); every search is deterministic, so the tables are the same as with one.
+
+    Args:
+        snapshot, compounds, crystal_probabilities, database: As :func:`run_benchmark`.
+        variants: Name → :class:`BenchmarkVariant`.
+        settings: Search settings of the variants that have none of their own (default: no
+            validation, the default screen).
+        workers: Processes (1: this one; ``None``: the CPUs this process may use).
+        pattern_cache: With one worker, the cache to use (default: a new one).
+        progress: Show a progress bar (compounds done).
+
+    Returns:
+        Variant name → table (:func:`run_benchmark`), rows in the order of ``compounds``.
+    """
+    from specfusion_lib.inference.candidates import PatternCache
+
     s = settings or SearchSettings(n_validate=0)
+    workers = available_cpus() if workers is None else int(workers)
     db = database or TemplateDatabase.from_snapshot(snapshot)
-    rows = []
+    targets = {mid: snapshot.structure(mid) for mid in compounds["material_id"]}
+    probabilities = crystal_probabilities.reindex(
+        [m for m in compounds["material_id"] if m in crystal_probabilities.index])
     start = time.perf_counter()
-    logger.info("structure inference benchmark: %d compound(s), %s inputs", len(compounds),
-                "true" if oracle else "predicted")
-    for c in tqdm(list(compounds.itertuples()), desc="structure inference benchmark",
-                  disable=not progress):
-        t0 = time.perf_counter()
-        if oracle:  # the per-site truth: a mixed valence as its average state
-            ox = getattr(c, "true_average_states", None) or c.true_oxidation_states
-            cn = c.true_coordination_numbers
-            probs: dict[str, float] = {c.crystal_system: 1.0}
+    logger.info("structure inference benchmark: %d compound(s), variants %s, %d worker(s)",
+                len(compounds), ", ".join(variants), workers)
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    bar = tqdm(total=len(compounds), desc="structure inference benchmark",
+               disable=not progress)
+    with bar:
+        if workers <= 1 or len(compounds) < 2:
+            cache = pattern_cache if pattern_cache is not None else PatternCache()
+            for i in range(len(compounds)):
+                part = _search_compounds(compounds.iloc[i:i + 1], targets, probabilities, db,
+                                         variants, s, cache)
+                for name in variants:
+                    rows[name].extend(part[name])
+                bar.update(1)
         else:
-            ox, cn = c.oxidation_states, c.coordination_numbers
-            probs = _probabilities(crystal_probabilities.loc[c.material_id])
-        ox = {el: v for el, v in ox.items() if el in TRANSITION_METALS}
-        predicted = max(probs, key=probs.get)
-        row: dict[str, Any] = {
-            "material_id": c.material_id, "formula": c.formula, "nelements": c.nelements,
-            "crystal_system": c.crystal_system, "predicted_system": predicted,
-            "system_probability": probs[predicted],
-            "labels_correct": True if oracle else c.labels_correct,
-            "n_formulas": 0, "n_templates": 0, "top_formula": "", "top_system": "",
-            "top_template": "", "top_level": "", "top_stage": "", "note": "",
-            "top3_correct": False, "top_r_pxrd": math.nan, "formula_enumerated": False,
-            "verdict": "", "widened": False}
-        templates = (db.without_family(c.material_id, families) if families is not None
-                     else db.without_target(c.material_id))
-        row["n_templates_removed"] = len(db) - len(templates)
-        ox_probs = _tm_probabilities(c) if use_probabilities and not oracle else None
-        try:
-            result = infer_structure(
-                c.elements, ox, cn, probs, templates,
-                pxrd=simulate_pattern(snapshot.structure(c.material_id)), settings=s,
-                oxidation_state_probabilities=ox_probs, pattern_cache=pattern_cache)
-        except SpecfusionError as exc:
-            row["note"] = f"{type(exc).__name__}: {exc}"[:200]
-            logger.warning("benchmark: search for %s (%s) failed: %s", c.material_id,
-                           c.formula, row["note"])
+            # spawn: a forked copy of a process that already runs torch's thread pools can hang
+            context = multiprocessing.get_context("spawn")
+            with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                        initializer=_init_worker, initargs=(db,)) as pool:
+                futures = [pool.submit(_worker_search, compounds.iloc[i:i + 1],
+                                       {m: targets[m] for m in compounds["material_id"].iloc[
+                                           i:i + 1]},
+                                       probabilities, variants, s)
+                           for i in range(len(compounds))]
+                for future in futures:
+                    part = future.result()
+                    for name in variants:
+                        rows[name].extend(part[name])
+                    bar.update(1)
+    for name, table in rows.items():
+        logger.info("structure inference benchmark, %s: %d of %d top-1 correct", name,
+                    sum(r["correct"] for r in table), len(table))
+    logger.info("structure inference benchmark done (%.1f s)", time.perf_counter() - start)
+    return {name: pd.DataFrame(table, columns=list(BENCHMARK_COLUMNS))
+            for name, table in rows.items()}
+
+
+_WORKER_STATE: dict[str, Any] = {}
+
+
+def _init_worker(database: TemplateDatabase) -> None:
+    """A benchmark worker: the template database, its own pattern cache, one thread."""
+    from threadpoolctl import threadpool_limits
+
+    from specfusion_lib.inference.candidates import PatternCache
+
+    threadpool_limits(1)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    _WORKER_STATE.update(database=database, cache=PatternCache())
+
+
+def _worker_search(compounds: pd.DataFrame, targets: Mapping[str, Structure],
+                   probabilities: pd.DataFrame, variants: Mapping[str, BenchmarkVariant],
+                   settings: SearchSettings) -> dict[str, list[dict[str, Any]]]:
+    return _search_compounds(compounds, targets, probabilities, _WORKER_STATE["database"],
+                             variants, settings, _WORKER_STATE["cache"])
+
+
+def _search_compounds(compounds: pd.DataFrame, targets: Mapping[str, Structure],
+                      probabilities: pd.DataFrame, db: TemplateDatabase,
+                      variants: Mapping[str, BenchmarkVariant], settings: SearchSettings,
+                      cache: Any) -> dict[str, list[dict[str, Any]]]:
+    """Every variant's row of each compound (:func:`run_benchmark`)."""
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    for c in compounds.itertuples():
+        pattern = simulate_pattern(targets[c.material_id])
+        for name, v in variants.items():
+            out[name].append(_search_compound(c, pattern, probabilities, db, v,
+                                              v.settings or settings, cache))
+    return out
+
+
+def _search_compound(c: Any, pattern: Any, crystal_probabilities: pd.DataFrame,
+                     db: TemplateDatabase, variant: BenchmarkVariant, s: SearchSettings,
+                     pattern_cache: Any) -> dict[str, Any]:
+    """One compound's benchmark row (:func:`run_benchmark`)."""
+    t0 = time.perf_counter()
+    if variant.oracle:  # the per-site truth: a mixed valence as its average state
+        ox = getattr(c, "true_average_states", None) or c.true_oxidation_states
+        cn = c.true_coordination_numbers
+        probs: dict[str, float] = {c.crystal_system: 1.0}
+    else:
+        ox, cn = c.oxidation_states, c.coordination_numbers
+        probs = _probabilities(crystal_probabilities.loc[c.material_id])
+    ox = {el: v for el, v in ox.items() if el in TRANSITION_METALS}
+    predicted = max(probs, key=probs.get)
+    row: dict[str, Any] = {
+        "material_id": c.material_id, "formula": c.formula, "nelements": c.nelements,
+        "crystal_system": c.crystal_system, "predicted_system": predicted,
+        "system_probability": probs[predicted],
+        "labels_correct": True if variant.oracle else c.labels_correct,
+        "n_formulas": 0, "n_templates": 0, "top_formula": "", "top_system": "",
+        "top_template": "", "top_level": "", "top_stage": "", "note": "",
+        "top3_correct": False, "top_r_pxrd": math.nan, "formula_enumerated": False,
+        "verdict": "", "widened": False}
+    templates = (db.without_family(c.material_id, variant.families)
+                 if variant.families is not None else db.without_target(c.material_id))
+    row["n_templates_removed"] = len(db) - len(templates)
+    ox_probs = (_tm_probabilities(c) if variant.use_probabilities and not variant.oracle
+                else None)
+    try:
+        result = infer_structure(
+            c.elements, ox, cn, probs, templates, pxrd=pattern, settings=s,
+            oxidation_state_probabilities=ox_probs, pattern_cache=pattern_cache)
+    except SpecfusionError as exc:
+        row["note"] = f"{type(exc).__name__}: {exc}"[:200]
+        logger.warning("benchmark: search for %s (%s) failed: %s", c.material_id,
+                       c.formula, row["note"])
+    else:
+        row["n_formulas"] = len(result.enumeration)
+        row["formula_enumerated"] = c.formula in set(result.enumeration.formulas)
+        row["verdict"], row["widened"] = result.verdict, result.widened
+        row["n_templates"] = len(result.retrieval)
+        top = result.top
+        if top is None:
+            row["note"] = "no template in the predicted crystal system(s)"
         else:
-            row["n_formulas"] = len(result.enumeration)
-            row["formula_enumerated"] = c.formula in set(result.enumeration.formulas)
-            row["verdict"], row["widened"] = result.verdict, result.widened
-            row["n_templates"] = len(result.retrieval)
-            top = result.top
-            if top is None:
-                row["note"] = "no template in the predicted crystal system(s)"
-            else:
-                row.update({"top_formula": top["formula"], "top_system": top["crystal_system"],
-                            "top_template": top["template_formula"],
-                            "top_level": top["level"], "top_stage": top["stage"]})
-                answers = list(dict.fromkeys(zip(result.ranking["formula"],
-                                                 result.ranking["crystal_system"],
-                                                 strict=True)))[:3]
-                row["top3_correct"] = (c.formula, c.crystal_system) in answers
-                row["top_r_pxrd"] = float(top["r_pxrd"])
-        row["formula_correct"] = row["top_formula"] == c.formula
-        row["system_correct"] = row["top_system"] == c.crystal_system
-        row["correct"] = bool(row["formula_correct"] and row["system_correct"])
-        row["seconds"] = time.perf_counter() - t0
-        rows.append(row)
-    columns = ["material_id", "formula", "nelements", "crystal_system", "predicted_system",
-               "system_probability", "labels_correct", "n_formulas", "n_templates",
-               "top_formula", "top_system", "top_template", "top_level", "top_stage",
-               "formula_correct", "system_correct", "correct", "top3_correct",
-               "top_r_pxrd", "formula_enumerated", "verdict", "widened",
-               "n_templates_removed", "seconds", "note"]
-    logger.info("structure inference benchmark done: %d of %d top-1 correct (%.1f s)",
-                sum(r["correct"] for r in rows), len(rows), time.perf_counter() - start)
-    return pd.DataFrame(rows, columns=columns)
+            row.update({"top_formula": top["formula"], "top_system": top["crystal_system"],
+                        "top_template": top["template_formula"],
+                        "top_level": top["level"], "top_stage": top["stage"]})
+            answers = list(dict.fromkeys(zip(result.ranking["formula"],
+                                             result.ranking["crystal_system"],
+                                             strict=True)))[:3]
+            row["top3_correct"] = (c.formula, c.crystal_system) in answers
+            row["top_r_pxrd"] = float(top["r_pxrd"])
+    row["formula_correct"] = row["top_formula"] == c.formula
+    row["system_correct"] = row["top_system"] == c.crystal_system
+    row["correct"] = bool(row["formula_correct"] and row["system_correct"])
+    row["seconds"] = time.perf_counter() - t0
+    return row
 
 
 #: The mixed-valence compounds of the issue (each element on two kinds of site).

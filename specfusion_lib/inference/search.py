@@ -138,7 +138,11 @@ _STAGES = ("validated", "screened", "retrieved")
 #: validation part of notebook 09's compounds (quick profile, 2026-12-05; top-1 of its 54
 #: compounds: 0.72 for this; 0.70 with τ = 0.05 or 5 refined; 0.72 with 60 screened, twice
 #: the time; 0.69 without widening at the no-match threshold; 0.67 without the system prior;
-#: 0.54 for the previous search: four systems, 20 screened, no refinement).
+#: 0.54 for the previous search: four systems, 20 screened, no refinement). Then
+#: ``widened_n_screen`` (2026-12-05, same part, the models retrained from scratch: 0.70 with
+#: 40 screened when widened): 0.74 with 80, **0.76 with 120**, 0.76 with 200; with 120,
+#: τ = 0.05 or 0.10 0.74; mixing 7 % of a uniform prior into the crystal-system
+#: probabilities changed one answer each way (not adopted).
 SEARCH_CRYSTAL_SYSTEMS: int = 7
 #: Ranking modes of :class:`SearchSettings` (module docstring).
 RANKING_MODES: tuple[str, ...] = ("feff", "model", "hybrid")
@@ -175,8 +179,13 @@ class SearchSettings:
             (:func:`~specfusion_lib.inference.benchmark.no_match_threshold`). When the best
             candidate is above it, the search widens its hypotheses once (oxidation states
             down to probability 0.01, up to 6 per TM; at least 4 crystal systems, down to
-            0.01)
+            0.01; ``widened_n_screen`` candidates screened)
             and, if still nothing is within, says "no match" and keeps the closest candidates.
+        widened_n_screen: Candidates screened by the widened search (at least ``n_screen``).
+            A search that found nothing within the threshold has usually screened only the
+            first template or two of each hypothesis (the screen takes the first template
+            of every hypothesis before a second of any), so the right structure type is
+            often a few templates deeper (CoS hexagonal: the third NiS template).
         system_prior: The prior of the screen score includes the crystal-system probability
             (``prior``), not only the oxidation states' (``hypothesis_prior``)
             (:data:`SEARCH_CRYSTAL_SYSTEMS`).
@@ -216,6 +225,7 @@ class SearchSettings:
     n_refined: int = 3
     max_strain: float = MAX_STRAIN
     no_match_r_pxrd: float | None = None
+    widened_n_screen: int = 120
     ranking: str = "feff"
     progress: bool = False
 
@@ -813,6 +823,7 @@ def _verdict(result: SearchResult, threshold: float,
         return result
     s = result.settings
     wide = replace(s, min_probability=min(s.min_probability, 0.01), coverage=1.0,
+                   n_screen=max(s.n_screen, s.widened_n_screen),
                    max_hypotheses=max(s.max_hypotheses, 6), no_match_r_pxrd=None,
                    retrieval=replace(s.retrieval,
                                      max_crystal_systems=max(s.retrieval.max_crystal_systems, 4),

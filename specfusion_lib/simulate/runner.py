@@ -206,18 +206,36 @@ def _fingerprint_salt() -> str:
         "feff_input": feff.FEFF_INPUT_VERSION,
         "pymatgen": pymatgen,
         "radius": feff.CLUSTER_RADIUS,
+        "layout": _FINGERPRINT_LAYOUT,
     }, sort_keys=True)
 
 
+#: Version of the fingerprint's own layout (:func:`_structure_json`); part of the salt.
+_FINGERPRINT_LAYOUT = 2
+
+
 def _structure_json(structure: Mapping[str, Any]) -> str:
-    return json.dumps(structure, sort_keys=True, default=str, separators=(",", ":"))
+    """The structure's defining content as canonical JSON: lattice matrix, charge and each
+    site's species, fractional coordinates and properties, exactly as stored. Quantities
+    ``as_dict()`` derives from them (lattice lengths, angles and volume, Cartesian
+    coordinates) are left out: their last bits depend on the machine's floating-point
+    library, which made fingerprints, and a committed key index, machine-dependent."""
+    content = {
+        "charge": structure.get("charge"),
+        "matrix": structure["lattice"]["matrix"],
+        "sites": [{"species": site["species"], "abc": site["abc"],
+                   "properties": site.get("properties") or {}}
+                  for site in structure["sites"]],
+    }
+    return json.dumps(content, sort_keys=True, default=str, separators=(",", ":"))
 
 
 def _fingerprint(job: SiteJob, feff_version: str, structure_json: str) -> str:
     """A cheap stand-in for the key of a job (no ``feff.inp`` is built).
 
-    The SHA-256 of :func:`_fingerprint_salt`, the FEFF version, the structure's JSON, the
-    site, the preset and its cards (which include the edge). Equal fingerprints imply equal
+    The SHA-256 of :func:`_fingerprint_salt`, the FEFF version, the structure's defining
+    content (:func:`_structure_json`), the site, the preset and its cards (which include the
+    edge). Equal fingerprints imply equal
     ``feff.inp`` text as long as :data:`~specfusion_lib.simulate.feff.FEFF_INPUT_VERSION` is
     bumped with every change of that text, so the cache's key index can map fingerprints to
     keys.

@@ -120,6 +120,10 @@ INTENSITY_JITTER: float = 0.1
 
 _FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 _PEAK_CHUNK = 256
+#: Half width of the exact Voigt evaluation around each peak, in units of the larger of σ and
+#: γ: beyond it the analytic tail (:func:`_voigt_tail`) is used (0.02 % of the peak height at
+#: 0.75° for the default widths, known there to better than 10⁻⁷ of the peak height).
+_TAIL_WINDOW_WIDTHS = 30.0
 _ABSENT_INTENSITY = 1e-8  # unscaled |F|²·LP·multiplicity (electrons²) below this: absent
 _JITTER_DEGREE = 4  # Chebyshev degree of the smooth intensity modulation
 _BACKGROUND_DEGREE = 3  # Chebyshev degree of the polynomial background
@@ -319,8 +323,14 @@ def voigt_profile_pattern(
     sigma = fg * _FWHM_TO_SIGMA
     gamma = fl / 2.0
     out = np.zeros(x.shape, dtype=float)
+    window = _TAIL_WINDOW_WIDTHS * float(np.max(np.maximum(sigma, gamma), initial=0.0))
+    windowed = (x.ndim == 1 and x.size > 1 and bool(np.all(np.diff(x) > 0))
+                and 2.0 * window < x[-1] - x[0])
     for start in range(0, pos.size, _PEAK_CHUNK):
         sl = slice(start, start + _PEAK_CHUNK)
+        if windowed:
+            out += _windowed_voigt_sum(pos[sl], amp[sl], sigma[sl], gamma[sl], x, window)
+            continue
         prof = voigt_profile(
             x[None, ...] - pos[sl, None], sigma[sl, None], gamma[sl, None]
         )  # (chunk, n_grid)
@@ -329,6 +339,51 @@ def voigt_profile_pattern(
         peak = out.max(initial=0.0)
         if peak > 0:
             out /= peak
+    return out
+
+
+def _voigt_tail(d: np.ndarray, sigma: np.ndarray, gamma: np.ndarray) -> np.ndarray:
+    """The Voigt profile far from its centre, L(d) + (σ²/2)·L''(d), L the Lorentzian of
+    half width γ (the Gaussian's second moment acting on the Lorentzian; the next term is
+    O(σ⁴ γ / d⁶))."""
+    g2 = gamma * gamma
+    d2 = np.square(d)
+    inv_q = d2 + g2
+    np.maximum(inv_q, np.finfo(float).tiny, out=inv_q)  # γ = 0 at d = 0: a zero tail
+    np.reciprocal(inv_q, out=inv_q)  # 1 / (d² + γ²)
+    d2 *= 6.0
+    d2 -= 2.0 * g2
+    d2 *= inv_q
+    d2 *= inv_q
+    d2 *= 0.5 * sigma * sigma
+    d2 += 1.0  # 1 + (σ²/2)(6d² − 2γ²)/(d² + γ²)²
+    d2 *= inv_q
+    d2 *= gamma / np.pi
+    return d2
+
+
+def _windowed_voigt_sum(pos: np.ndarray, amp: np.ndarray, sigma: np.ndarray,
+                        gamma: np.ndarray, x: np.ndarray, window: float) -> np.ndarray:
+    """Σ_k amp_k·V(x − pos_k) on an increasing grid: the exact Voigt (Faddeeva function)
+    within ``window`` of each peak, :func:`_voigt_tail` beyond (relative error below 10⁻⁷
+    of the peak height there for the window :data:`_TAIL_WINDOW_WIDTHS` widths wide).
+
+    Shapes: ``pos``, ``amp``, ``sigma``, ``gamma`` ``(n_peaks,)``; ``x`` ``(n_grid,)``;
+    returns ``(n_grid,)``.
+    """
+    out = amp @ _voigt_tail(x[None, :] - pos[:, None], sigma[:, None], gamma[:, None])
+    first = np.searchsorted(x, pos - window)
+    width = int(np.max(np.searchsorted(x, pos + window, side="right") - first, initial=0))
+    if width == 0:
+        return out
+    idx = first[:, None] + np.arange(width)[None, :]  # (n_peaks, width)
+    inside = idx < x.size
+    idx = np.minimum(idx, x.size - 1)
+    d = x[idx] - pos[:, None]
+    inside &= np.abs(d) <= window
+    exact = voigt_profile(d, sigma[:, None], gamma[:, None])
+    correction = (exact - _voigt_tail(d, sigma[:, None], gamma[:, None])) * amp[:, None]
+    out += np.bincount(idx[inside], weights=correction[inside], minlength=x.size)
     return out
 
 
