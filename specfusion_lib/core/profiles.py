@@ -82,19 +82,15 @@ class Profile:
                                      f"got {self.split_by!r}")
 
 
-#: Wall-time budgets of the quick profile's notebooks (seconds, 2 CPU cores): the times
-#: measured on 2026-12-05 (README profile table) plus a few seconds; 04 and 11 grew with
-#: domain randomisation (measured 1m50s and 3m45s); 05 shrank with its 150-material ablation
-#: subset (1m58s); 13 and 14 (XAStruct) measured 1m06s and 1m40s. Sum 1,867 s: 67 s over the
-#: 30-minute target, which the README states. 15 (CGXAS, shipped universal model, nested
-#: leave-one-compound-out calibration, calibrated training spectra) measured 2m51s on 2026-12-05;
-#: 09 grew by its family-removed variant (its searches: 95 s more), then to 26m52s with cell
-#: refinement over every crystal system (2026-12-05; the family-removed variant, which widens
-#: nearly every search, took 12 min of it).
+#: Wall-time budgets of the quick profile's notebooks (seconds, 2 CPU cores): the times of a
+#: full run on an idle 2-core machine from empty ``build/`` (2026-12-05, README profile table)
+#: plus ~10 %. Sum 2,213 s: 37 min against the 30-minute target (the run itself took 32m37s),
+#: which the README states; 07 (PXRD classifiers, 6m20s) and 09 (structure-inference
+#: benchmark, 8m57s with its searches in one process per CPU) are the largest.
 QUICK_BUDGETS_S: tuple[tuple[str, int], ...] = (
-    ("00", 10), ("01", 20), ("02", 203), ("03", 147), ("04", 115), ("05", 125), ("06", 25),
-    ("07", 369), ("08", 118), ("09", 1620), ("10", 115), ("11", 225), ("12", 18),
-    ("13", 72), ("14", 106), ("15", 175))
+    ("00", 10), ("01", 20), ("02", 150), ("03", 120), ("04", 90), ("05", 90), ("06", 25),
+    ("07", 420), ("08", 100), ("09", 590), ("10", 115), ("11", 160), ("12", 18),
+    ("13", 70), ("14", 65), ("15", 170))
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", seeds=(0,), max_epochs=2, patience=2, max_materials=64,

@@ -428,7 +428,7 @@ def run_benchmark(
         crystal_probabilities: Indexed by material id, one column per crystal system
             (ignored with ``oracle``).
         database: Template database (default: every structure of ``snapshot``).
-        settings: Search settings (default: no validation, PXRD screen of 20 candidates).
+        settings: Search settings (default: no validation, the default PXRD screen).
         oracle, families, use_probabilities: The variant (:class:`BenchmarkVariant`).
         pattern_cache: A :class:`~specfusion_lib.inference.candidates.PatternCache` shared by
             the variants (same candidates, simulated once).

@@ -829,8 +829,11 @@ def _verdict(result: SearchResult, threshold: float,
                                      max_crystal_systems=max(s.retrieval.max_crystal_systems, 4),
                                      min_system_probability=min(
                                          s.retrieval.min_system_probability, 0.01)))
-    logger.info("structure search: best R_PXRD %.2f above %.2f; widening the hypotheses",
-                result.best_r_pxrd, threshold)
+    if math.isnan(result.best_r_pxrd):
+        logger.info("structure search: no candidate screened; widening the hypotheses")
+    else:
+        logger.info("structure search: best R_PXRD %.2f above %.2f; widening the hypotheses",
+                    result.best_r_pxrd, threshold)
     again = search_again(wide)
     best = again if not again.best_r_pxrd > result.best_r_pxrd else result
     best.widened = True
