@@ -182,7 +182,10 @@ def main() -> None:
         return
     width = max(map(len, results))
     for key, value in results.items():
-        shown = f"{value:,.2f}" if isinstance(value, float) else str(value)
+        if isinstance(value, float):
+            shown = f"{value:.2g}" if 0 < abs(value) < 0.01 else f"{value:,.2f}"
+        else:
+            shown = str(value)
         print(f"{key:<{width}}  {shown}")
 
 
