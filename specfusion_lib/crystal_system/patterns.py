@@ -405,8 +405,8 @@ def simulate_sticks(
         step: Grid step, degrees.
         progress: Show a progress bar.
         workers: Processes simulating chunks of structures (default: the CPUs this process
-            may use, :func:`default_stick_workers`; 1: in this process). Measured: the
-            3,004 demo structures take 22 s on 2 cores.
+            may use, :func:`~specfusion_lib.core.parallel.available_cpus`; 1: in this
+            process). Measured: the 3,004 demo structures take 22 s on 2 cores.
 
     Returns:
         :class:`StickPatterns` in the order of the snapshot's materials table (or of
@@ -525,11 +525,6 @@ def _peaks_of_all(structures: Sequence[str | None], wavelength: str | float, lo:
                 bar.update(len(chunk))
 
 
-def default_stick_workers() -> int:
-    """Processes for stick simulation: the CPUs this process may use."""
-    return available_cpus()
-
-
 def _simulate_all(materials: Any, snapshot_id: str | None, wavelength: str | float,
                   two_theta_range: tuple[float, float], step: float, progress: bool,
                   workers: int | None = None) -> StickPatterns:
@@ -539,7 +534,7 @@ def _simulate_all(materials: Any, snapshot_id: str | None, wavelength: str | flo
     skipped: dict[str, str] = {}
     systems_column = (materials["crystal_system"] if "crystal_system" in materials
                       else [None] * len(materials))
-    n_workers = default_stick_workers() if workers is None else int(workers)
+    n_workers = available_cpus() if workers is None else int(workers)
     peaks_iter = _peaks_of_all(list(materials["structure"]), wavelength, lo, hi, n_workers,
                                progress)
     rows = zip(materials["material_id"], materials["formula"], systems_column, peaks_iter,

@@ -42,7 +42,7 @@ import logging
 import math
 import multiprocessing
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -499,30 +499,28 @@ def run_benchmark_variants(
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
     bar = tqdm(total=len(compounds), desc="structure inference benchmark",
                disable=not progress)
+    chunks = [compounds.iloc[i:i + 1] for i in range(len(compounds))]  # one compound each
+
+    def collect(parts: Iterable[dict[str, list[dict[str, Any]]]]) -> None:
+        for part in parts:
+            for name in variants:
+                rows[name].extend(part[name])
+            bar.update(1)
+
     with bar:
-        if workers <= 1 or len(compounds) < 2:
+        if workers <= 1 or len(chunks) < 2:
             cache = pattern_cache if pattern_cache is not None else PatternCache()
-            for i in range(len(compounds)):
-                part = _search_compounds(compounds.iloc[i:i + 1], targets, probabilities, db,
-                                         variants, s, cache)
-                for name in variants:
-                    rows[name].extend(part[name])
-                bar.update(1)
+            collect(_search_compounds(chunk, targets, probabilities, db, variants, s, cache)
+                    for chunk in chunks)
         else:
             # spawn: a forked copy of a process that already runs torch's thread pools can hang
             context = multiprocessing.get_context("spawn")
             with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                         initializer=_init_worker, initargs=(db,)) as pool:
-                futures = [pool.submit(_worker_search, compounds.iloc[i:i + 1],
-                                       {m: targets[m] for m in compounds["material_id"].iloc[
-                                           i:i + 1]},
-                                       probabilities, variants, s)
-                           for i in range(len(compounds))]
-                for future in futures:
-                    part = future.result()
-                    for name in variants:
-                        rows[name].extend(part[name])
-                    bar.update(1)
+                futures = [pool.submit(_worker_search, chunk,
+                                       {m: targets[m] for m in chunk["material_id"]},
+                                       probabilities, variants, s) for chunk in chunks]
+                collect(future.result() for future in futures)
     for name, table in rows.items():
         logger.info("structure inference benchmark, %s: %d of %d top-1 correct", name,
                     sum(r["correct"] for r in table), len(table))
