@@ -1,7 +1,8 @@
 """PXRD throughput: simulation, pattern rendering, training, prediction latency (SPEC §9).
 
-Measurements on the current machine (torch CPU threads from ``--threads``, default 1, the
-library's :data:`specfusion_lib.crystal_system.training.CPU_THREADS`; try ``--threads 2``):
+Measurements on the current machine (torch CPU threads from ``--threads``, default torch's
+own setting as the library's :data:`specfusion_lib.crystal_system.training.CPU_THREADS`; try
+``--threads 1`` to compare):
 
 1. **Patterns simulated per second** from structures of a snapshot (``--data``, default the
    demo snapshot, else the test fixture; ``--structures`` of them, default 100):
@@ -27,7 +28,7 @@ library's :data:`specfusion_lib.crystal_system.training.CPU_THREADS`; try ``--th
 Run::
 
     .venv/bin/python benchmarks/pxrd.py [--data data/demo] [--structures 100] [--epochs 3]
-        [--threads 1] [--json]
+        [--threads N] [--json]
 
 Numbers are printed as a table (or JSON); nothing is asserted.
 """
@@ -165,14 +166,16 @@ def main() -> None:
     parser.add_argument("--data", default=str(_default_data()))
     parser.add_argument("--structures", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's own setting)")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     cs.CPU_THREADS = args.threads  # training and prediction use this many threads
     snapshot = open_snapshot(args.data)
-    results = {"data": args.data, "threads": args.threads}
+    results = {"data": args.data, "threads": torch.get_num_threads()}
     results.update(simulation_rates(snapshot, args.structures))
     data = crystal_system_data(snapshot)
     results.update(training_rates(data, args.epochs))

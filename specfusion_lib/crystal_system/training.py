@@ -128,11 +128,13 @@ __all__ = [
 CHECKPOINT_STEM = "pxrd-crystal-system"
 _STREAM_VAL, _STREAM_TEST, _STREAM_TRAIN, _STREAM_BASELINE = 1, 2, 3, 4  # random streams
 _EVAL_BATCH = 256
-#: Torch intra-op threads while training / predicting on the CPU. The network is small and
-#: its many short operations pay for every thread synchronisation: on the 2-core reference
-#: machine one thread trains 4 times faster than two (317 vs 75 patterns/s,
-#: ``benchmarks/pxrd.py``) and predicts in 9 instead of 33 ms. ``None`` keeps torch's setting.
-CPU_THREADS: int | None = 1
+#: Torch intra-op threads while training / predicting on the CPU; ``None`` keeps torch's
+#: setting (one thread per physical core). Measured with ``benchmarks/pxrd.py`` on the 2-core
+#: reference machine (torch 2.13, 2026-12-06): two threads train 864 patterns/s (671 with the
+#: per-epoch rendering) against 623 (518) with one, and predict one pattern in 5.1 instead
+#: of 5.8 ms. (Earlier torch builds paid so much for every thread synchronisation that one
+#: thread was four times faster; that no longer holds.)
+CPU_THREADS: int | None = None
 _CHECKPOINT_RE = re.compile(rf"^{CHECKPOINT_STEM}-seed(\d+)\.pt$")
 
 
