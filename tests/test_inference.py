@@ -16,6 +16,7 @@ from pymatgen.core import Composition, Lattice, Structure
 
 from specfusion_lib.core.errors import ChargeBalanceError, ConfigurationError, ElementError
 from specfusion_lib.data.snapshot import MaterialRecord
+from specfusion_lib.data.structure_labels import crystal_system
 from specfusion_lib.inference.candidates import (
     pxrd_agreement,
     pxrd_similarity,
@@ -900,3 +901,38 @@ def test_screen_refines_cells_and_finds_a_strained_structure() -> None:
     cid = validated.validation["candidate_id"].iloc[0]
     assert validated.structures[cid].volume == pytest.approx(
         refined.structures[top["candidate_id"]].volume * 0.97, rel=1e-6)
+
+
+def test_an_equally_good_higher_symmetry_description_is_the_answer() -> None:
+    """A pseudo-cubic target whose classifier says tetragonal: the tetragonal template wins on
+    the prior, a cubic one fits the pattern as well, so the answer is cubic (the symmetry
+    preference); a cubic template of another structure type, which fits poorly, is not."""
+    def rocksalt(metal: str, lattice: Lattice) -> Structure:
+        return Structure(lattice, [metal] * 4 + ["O"] * 4,
+                         [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5],
+                          [0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5], [0.5, 0.5, 0.5]])
+
+    tetragonal = MaterialRecord("tet-NiO", rocksalt("Ni", Lattice.tetragonal(4.18, 4.18 * 1.08)))
+    cubic = MaterialRecord("rs-CoO", rocksalt("Co", Lattice.cubic(4.26)))
+    zincblende = MaterialRecord("zb-ZnO", Structure.from_spacegroup(
+        "F-43m", Lattice.cubic(4.6), ["Zn", "O"], [[0, 0, 0], [0.25, 0.25, 0.25]]))
+    assert crystal_system(tetragonal.structure) == "tetragonal"
+    target = rocksalt("Fe", Lattice.cubic(4.33))
+
+    def search(records: list[MaterialRecord], tolerance: float | None = None):
+        settings = SearchSettings(n_validate=0)
+        if tolerance is not None:
+            settings = SearchSettings(n_validate=0, symmetry_tolerance_r=tolerance)
+        return infer_structure(["Fe", "O"], {}, {}, {"tetragonal": 0.98, "cubic": 0.02},
+                               TemplateDatabase.from_records(records, source="test"),
+                               pxrd=simulate_pattern(target), settings=settings,
+                               oxidation_state_probabilities={"Fe": {2: 1.0}})
+
+    off = search([tetragonal, cubic], tolerance=0.0)
+    assert off.top["template_id"] == "tet-NiO" and off.top["crystal_system"] == "tetragonal"
+    on = search([tetragonal, cubic])
+    assert on.top["formula"] == "FeO" and on.top["crystal_system"] == "cubic"
+    assert on.top["r_pxrd"] <= off.top["r_pxrd"] + SearchSettings().symmetry_tolerance_r
+    assert on.screen["answer_system"].iloc[0] == on.screen["structure_system"].iloc[0] == "cubic"
+    poor = search([tetragonal, zincblende])
+    assert poor.top["template_id"] == "tet-NiO" and poor.top["crystal_system"] == "tetragonal"

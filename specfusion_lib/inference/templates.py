@@ -686,17 +686,24 @@ def _best_mapping(
         return None
     best = None
     for mapping in _mappings(amounts, t_amounts):
-        pairs = []
-        for el, t_el in mapping.items():
+        # the pairs that need no template CN first, and a TM's CN (CrystalNN on a template
+        # element without a label, ~10 ms) only once its states have the same sign: a mapping
+        # that fails elsewhere never pays for it
+        found: dict[str, _Pair] = {}
+        for el, t_el in sorted(mapping.items(), key=lambda kv: kv[0] in TRANSITION_METALS):
             is_tm = el in TRANSITION_METALS
+            q_t = t_valences.get(t_el, 0.0)
+            if np.sign(float(valences[el])) != np.sign(q_t):
+                break
             cn_t = db.coordination(template_id, t_el) if is_tm else None
-            pair = _pair(el, valences[el], cns.get(el) if is_tm else None, t_el,
-                         t_valences.get(t_el, 0.0), db.site_states(template_id, t_el), cn_t,
+            pair = _pair(el, valences[el], cns.get(el) if is_tm else None, t_el, q_t,
+                         db.site_states(template_id, t_el), cn_t,
                          settings.substitution_radius_tol)
             if pair is None or pair.level > max_level:
                 break
-            pairs.append((amounts[el], el, pair))
+            found[el] = pair
         else:
+            pairs = [(amounts[el], el, found[el]) for el in mapping]
             total = float(sum(n for n, _, _ in pairs))
             level = max(p.level for _, _, p in pairs)
             radius = sum(n * p.radius for n, _, p in pairs) / total
