@@ -33,6 +33,7 @@ from sklearn.pipeline import Pipeline
 
 from specfusion_lib.core.errors import ConfigurationError
 from specfusion_lib.core.paper import FIG4D_ACCURACY
+from specfusion_lib.core.parallel import available_cpus
 from specfusion_lib.crystal_system.patterns import MEASUREMENT_CONDITIONS, TRAINING_CONDITIONS
 from specfusion_lib.crystal_system.training import (
     _STREAM_BASELINE,
@@ -152,7 +153,7 @@ def random_forest_baseline(run: CrystalSystemRun, *, bin_width_deg: float = 0.2,
     pipe = Pipeline([
         ("bin", PatternBinner(bin_width_deg, sticks.two_theta_range, sticks.step)),
         ("forest", RandomForestClassifier(n_estimators=int(n_estimators), random_state=run.seed,
-                                          n_jobs=1)),
+                                          n_jobs=available_cpus())),
     ])
     pipe.fit(x_train, y_train)
     y_true = names[data.y[test_idx]].astype(str)
