@@ -194,9 +194,8 @@ class SearchSettings:
             tetragonal, ...) becomes the answer, in that system (0: off). Fe3O4 of the demo,
             cubic within the labels' 0.1 Å but with c/a = 1.016, is called tetragonal by the
             PXRD classifier, and a tetragonal spinel template wins on that prior (R_PXRD 0.039)
-            while a V3O4-type candidate refines to a cubic cell (0.045). 0.01 and 0.02 gave
-            the same top-1 on the validation part of notebook 09 (no compound there has such
-            a rival).
+            while a V3O4-type candidate refines to a cubic cell (0.045). On the validation
+            part of notebook 09 it never acted (top-1 0.759 with and without it).
         system_prior: The prior of the screen score includes the crystal-system probability
             (``prior``), not only the oxidation states' (``hypothesis_prior``)
             (:data:`SEARCH_CRYSTAL_SYSTEMS`).
@@ -994,7 +993,8 @@ def _prefer_symmetry(screen: pd.DataFrame, structures: Mapping[str, Structure],
     """The screen with the highest-symmetry equally good description of the top formula first.
 
     The rivals are the other candidates of the top candidate's formula refined to the end
-    with an R_PXRD within ``tolerance`` of the top's. A rival's own crystal system is that of
+    with an R_PXRD no worse than the top's plus ``tolerance`` (a rival may fit better and
+    still rank lower on the prior). A rival's own crystal system is that of
     its refined structure at the labels' tolerance
     (:func:`~specfusion_lib.data.structure_labels.crystal_system`: a template labelled
     tetragonal whose substituted, refined cell is cubic within 0.1 Å is cubic). If it is a
