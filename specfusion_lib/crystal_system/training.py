@@ -132,8 +132,8 @@ _EVAL_BATCH = 256
 #: setting (one thread per physical core). Measured with ``benchmarks/pxrd.py`` on the 2-core
 #: reference machine (torch 2.13, 2026-12-06): two threads train 864 patterns/s (671 with the
 #: per-epoch rendering) against 623 (518) with one, and predict one pattern in 5.1 instead
-#: of 5.8 ms. (Earlier torch builds paid so much for every thread synchronisation that one
-#: thread was four times faster; that no longer holds.)
+#: of 5.8 ms. (An earlier measurement, with an earlier version of the network and the
+#: benchmark, had one thread four times faster, 317 vs 75 patterns/s; it no longer holds.)
 CPU_THREADS: int | None = None
 _CHECKPOINT_RE = re.compile(rf"^{CHECKPOINT_STEM}-seed(\d+)\.pt$")
 
