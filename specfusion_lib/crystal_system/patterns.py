@@ -89,7 +89,6 @@ __all__ = [
 KERNEL_HALF_WIDTH_DEG: float = 10.0
 _CACHE_VERSION = 1
 _CHUNK = 256  # patterns per FFT batch
-_FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
 
 @dataclass(frozen=True)
@@ -228,7 +227,7 @@ def render_sticks(
                             np.concatenate(weight) if weight else None,
                             minlength=k * n_ext).reshape(k, n_ext)
         # The linear split acts like a triangle of variance step²/6: take it off σ².
-        sigma = np.sqrt(np.maximum((fg * _FWHM_TO_SIGMA) ** 2 - step * step / 6.0,
+        sigma = np.sqrt(np.maximum((fg * pxrd.FWHM_TO_SIGMA) ** 2 - step * step / 6.0,
                                    (0.1 * step) ** 2))
         kern = _voigt_kernels(sigma, fl / 2.0, step, half)  # (k, 2 half + 1)
         conv = irfft(rfft(dense, nfft, axis=1) * rfft(kern, nfft, axis=1), nfft, axis=1)

@@ -81,6 +81,7 @@ from scipy.stats import qmc
 from specfusion_lib.core.errors import ConfigurationError
 from specfusion_lib.spectra.pxrd import (
     FWHM_GAUSS,
+    FWHM_TO_SIGMA,
     PEAK_MARGIN_DEG,
     PXRDPattern,
     PXRDPeaks,
@@ -114,7 +115,6 @@ FIT_SMOOTHING_SCHEDULE_DEG: tuple[float, ...] = (2.0, 1.0, 0.5)
 #: The coarse stage starts from the candidate's cell and from ± this metric change along each
 #: allowed direction (a split peak can be indexed either way round; module docstring, step 4).
 START_STRAIN: float = 0.08
-_FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 _UPPER = (np.array([0, 1, 2, 0, 0, 1]), np.array([0, 1, 2, 1, 2, 2]))  # G⁻¹ elements
 _SYMPREC = 0.1
 _POINTS_PER_FWHM = 5  # profile points per FWHM of a stage's smoothing
@@ -314,7 +314,7 @@ class LatticeFitter:
         """The input smoothed with a Gaussian of FWHM ``fwhm`` (°), sampled every
         :meth:`_stride` grid points, unit area."""
         if fwhm not in self._smoothed:
-            y = gaussian_filter1d(self.reference, fwhm * _FWHM_TO_SIGMA / self.step,
+            y = gaussian_filter1d(self.reference, fwhm * FWHM_TO_SIGMA / self.step,
                                   mode="constant")[:: self._stride(fwhm)]
             self._smoothed[fwhm] = y / y.sum()
         return self._smoothed[fwhm]
@@ -364,7 +364,7 @@ class LatticeFitter:
         y = (np.bincount(flat, weights=weight * (1.0 - share), minlength=size)
              + np.bincount(flat + 1, weights=weight * share, minlength=size))[:size]
         y = gaussian_filter1d(y.reshape(len(c), n), math.hypot(fwhm, self.peak_fwhm)
-                              * _FWHM_TO_SIGMA / (self.step * stride), axis=1, mode="constant")
+                              * FWHM_TO_SIGMA / (self.step * stride), axis=1, mode="constant")
         total = y.sum(axis=1)
         valid &= total > 0
         return y / np.where(total > 0, total, 1.0)[:, None], valid

@@ -1058,8 +1058,7 @@ def _rank(retrieval: RetrievalResult, candidates: Mapping[str, Candidate],
             if "xanes_model" in scr.columns:
                 row["xanes_similarity"] = scr.at[cid, "xanes_model"]
                 row["validation_score"] = scr.at[cid, "model_score"]
-        if cid is not None and scr is not None and "answer_system" in scr.columns \
-                and cid in scr.index:
+        if cid is not None and scr is not None and cid in scr.index:  # screen: answer_system
             row["crystal_system"] = scr.at[cid, "answer_system"]
         rows.append(row)
         seen.add(rank)

@@ -617,6 +617,11 @@ def _same_states(a: Mapping[int, float], b: Mapping[int, float], tol: float = 0.
     return set(a) == set(b) and all(abs(a[q] - b[q]) <= tol for q in a)
 
 
+def _signs_agree(q: Valence, q_t: float) -> bool:
+    """Whether a target state and a template state are both cations or both anions."""
+    return bool(np.sign(float(q)) == np.sign(q_t))
+
+
 def _pair(target: str, q: Valence, cn_pred: int | None, template: str, q_t: float,
           t_states: Mapping[int, float] | None, cn_t: int | None, tol: float) -> _Pair | None:
     """Classify one (target element, template element) pair; None when impossible.
@@ -624,7 +629,7 @@ def _pair(target: str, q: Valence, cn_pred: int | None, template: str, q_t: floa
     The states compared are per site: the target's (one state, or the two of a mixed
     valence with their site fractions) against the template element's per-site labels
     (``t_states``) when it has them, else its mean state ``q_t``."""
-    if np.sign(float(q)) != np.sign(q_t):
+    if not _signs_agree(q, q_t):
         return None
     same_type = element_type(target) == element_type(template)
     states = site_fractions(q)
@@ -693,7 +698,7 @@ def _best_mapping(
         for el, t_el in sorted(mapping.items(), key=lambda kv: kv[0] in TRANSITION_METALS):
             is_tm = el in TRANSITION_METALS
             q_t = t_valences.get(t_el, 0.0)
-            if np.sign(float(valences[el])) != np.sign(q_t):
+            if not _signs_agree(valences[el], q_t):
                 break
             cn_t = db.coordination(template_id, t_el) if is_tm else None
             pair = _pair(el, valences[el], cns.get(el) if is_tm else None, t_el, q_t,

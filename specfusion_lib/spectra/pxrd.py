@@ -61,6 +61,7 @@ from scipy.special import voigt_profile
 from specfusion_lib.core.errors import ConfigurationError, SpectrumFileError
 
 __all__ = [
+    "FWHM_TO_SIGMA",
     "BACKGROUND",
     "FWHM_GAUSS",
     "FWHM_LORENTZ",
@@ -120,7 +121,8 @@ ZERO_SHIFT_DEG: float = 0.05
 #: Default strength of the intensity perturbation (std of the log-intensity factor).
 INTENSITY_JITTER: float = 0.1
 
-_FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+#: σ of a Gaussian per unit FWHM, 1 / (2 √(2 ln 2)).
+FWHM_TO_SIGMA: float = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 _PEAK_CHUNK = 256
 #: Half width of the exact Voigt evaluation around each peak, in units of the larger of σ and
 #: γ: beyond it the analytic tail (:func:`_voigt_tail`) is used (for the default widths the
@@ -323,7 +325,7 @@ def voigt_profile_pattern(
     fl = np.broadcast_to(np.asarray(fwhm_lorentz, dtype=float), pos.shape)
     if np.any(fg < 0) or np.any(fl < 0) or np.any(fg + fl <= 0):
         raise ValueError("peak widths must be non-negative and not both zero")
-    sigma = fg * _FWHM_TO_SIGMA
+    sigma = fg * FWHM_TO_SIGMA
     gamma = fl / 2.0
     out = np.zeros(x.shape, dtype=float)
     window = _TAIL_WINDOW_WIDTHS * float(np.max(np.maximum(sigma, gamma), initial=0.0))
