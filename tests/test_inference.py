@@ -936,3 +936,7 @@ def test_an_equally_good_higher_symmetry_description_is_the_answer() -> None:
     assert on.screen["answer_system"].iloc[0] == on.screen["structure_system"].iloc[0] == "cubic"
     poor = search([tetragonal, zincblende])
     assert poor.top["template_id"] == "tet-NiO" and poor.top["crystal_system"] == "tetragonal"
+    with pytest.raises(ConfigurationError, match="symmetry_tolerance_r"):
+        SearchSettings(symmetry_tolerance_r=-0.01)
+    with pytest.raises(ConfigurationError, match="symmetry_tolerance_r"):
+        SearchSettings(symmetry_tolerance_r=math.nan)

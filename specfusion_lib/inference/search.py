@@ -241,6 +241,9 @@ class SearchSettings:
     progress: bool = False
 
     def __post_init__(self) -> None:
+        if not self.symmetry_tolerance_r >= 0:
+            raise ConfigurationError(f"symmetry_tolerance_r must be >= 0 (0: off), got "
+                                     f"{self.symmetry_tolerance_r!r}")
         if self.ranking not in RANKING_MODES:
             raise ConfigurationError(f"ranking must be one of {RANKING_MODES}, got "
                                      f"{self.ranking!r}")
